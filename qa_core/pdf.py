@@ -1,0 +1,449 @@
+"""Read PDFs with PyMuPDF: page text with a box for every word, title, DOI, sections.
+
+Every failure a user can cause (not a PDF, locked, scanned, damaged, hostile) becomes a
+:class:`~qa_core.errors.PdfError` subclass with one sentence; raw PyMuPDF exceptions never
+escape. Page numbers are 1-based. Word boxes are in the unrotated page's space (MuPDF's text
+coordinates); :func:`page_png` renders the page as a viewer shows it, highlights included.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pymupdf as _pymupdf
+
+from qa_core.errors import DamagedPdf, EncryptedPdf, ImageOnlyPdf, MarginError, NotAPdf, PdfError
+from qa_core.models import Box, Document, Page, Section, Word
+
+__all__ = ["MAX_PAGES", "page_png", "read", "unlock"]
+
+MAX_PAGES = 2000
+
+# PyMuPDF ships py.typed but leaves most of its API unannotated; strict mypy would reject every
+# call, so the module is used as Any.
+pymupdf: Any = _pymupdf
+
+# Whitespace kept as-is (we split into words ourselves), text outside the page dropped,
+# ligatures expanded ("ﬁ" -> "fi") so quotes match, unknown glyphs -> U+FFFD, not raw CIDs.
+_FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
+_BOLD_FONT = pymupdf.TEXT_FONT_BOLD
+_BOLD_CHAR = pymupdf.mupdf.FZ_STEXT_BOLD
+_INK = pymupdf.mupdf.FZ_STEXT_FILLED | pymupdf.mupdf.FZ_STEXT_STROKED
+# MuPDF is not thread-safe and Streamlit serves sessions from threads.
+_LOCK = threading.Lock()
+
+# Inside a word: any whitespace becomes a plain space (offsets stay 1:1 with the box), invisible
+# joiners and soft hyphens go, control characters become U+FFFD so they cannot fake line breaks.
+_CLEAN: dict[int, str | None] = {c: "\ufffd" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CLEAN.update({c: " " for c in range(0x3001) if chr(c).isspace()})
+_CLEAN.update({c: None for c in (0xAD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)})
+
+_DOI = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+")
+_NUMBER = r"(?:(?:\d{1,2}(?:\.\d{1,2})*|[A-Z](?:\.\d{1,2})*|[IVX]{1,5})\.?(?:\s+\|)?\s+)"
+_NUMBERED = re.compile(rf"{_NUMBER}[A-Za-z]")
+_NAMES = (
+    r"abstract|summary|introduction|background|related works?|materials? and methods|methods?"
+    r"|methodology|experiments?|experimental setup|evaluation|results?|results and discussion"
+    r"|discussion|conclusions?(?: and future work)?|limitations|future work|data availability"
+    r"|(?:data|code) availability statement|author contributions|funding|conflicts? of interest"
+    r"|competing interests|appendix|appendices|supplementary materials?|keywords"
+)
+_BACK = r"references|bibliography|literature cited|works cited|acknowledge?ments?"
+_KNOWN = re.compile(rf"{_NUMBER}?(?:{_NAMES}|{_BACK})[.:]?", re.IGNORECASE)
+_BACK_MATTER = re.compile(rf"{_NUMBER}?(?:{_BACK})[.:]?", re.IGNORECASE)
+_SENTENCE_BREAK = re.compile(r"[a-z]{2}[.!?]\s+[A-Z]")
+_CAPTION = re.compile(r"(?:fig(?:ure)?|tab(?:le)?|algorithm|eq(?:uation)?|suppl)\b\.?", re.I)
+_BAD_META_TITLE = re.compile(
+    r"untitled|layout \d+|document\d*|microsoft \w+ - .*|.*\.(?:docx?|pdf|tex|dvi|ps|rtf|odt"
+    r"|jpe?g|png|tiff?|indd|qxd|html?)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(slots=True)
+class _Line:
+    """One text line of a page as laid out in :attr:`Page.text`, with its typography."""
+
+    block: int
+    start: int
+    end: int
+    size: float
+    bold: float  # share of the line's characters set in bold
+    font: str
+    horizontal: bool
+
+
+def read(data: bytes, password: str | None = None) -> Document:
+    """Parse a PDF into pages of words, title, DOI, sections and warnings for the user.
+
+    Raises NotAPdf, EncryptedPdf, ImageOnlyPdf, DamagedPdf or PdfError (too many pages).
+    """
+    with _guard(), _open(data, password) as doc:
+        return _read(doc)
+
+
+def page_png(
+    data: bytes,
+    page: int,
+    *,
+    light: Sequence[Box] = (),
+    dark: Sequence[Box] = (),
+    zoom: float = 1.5,
+    password: str | None = None,
+) -> bytes:
+    """Render page ``page`` (1-based) as PNG, ``light`` boxes pale yellow, ``dark`` boxes orange.
+
+    The highlights are drawn on an in-memory copy; ``data`` is never changed. ``zoom`` is clamped
+    to 0.25-6 so a page never renders absurdly large.
+    """
+    with _guard(), _open(data, password) as doc:
+        if not 1 <= page <= doc.page_count:
+            raise PdfError(f"Page {page} does not exist; this PDF has {doc.page_count} pages.")
+        pg = doc[page - 1]
+        shape = pg.new_shape()
+        # Word boxes and drawing share the unrotated page space; rendering applies /Rotate.
+        for boxes, style in (
+            (light, {"fill": (1.0, 0.93, 0.45), "fill_opacity": 0.4, "color": None, "width": 0}),
+            (dark, {"fill": (1.0, 0.55, 0.0), "fill_opacity": 0.45, "color": (0.85, 0.33, 0.0)}),
+        ):
+            rects = [pymupdf.Rect(b).normalize() for b in boxes]
+            rects = [r for r in rects if r.is_valid and not r.is_empty]
+            for rect in rects:
+                shape.draw_rect(rect)
+            if rects:
+                shape.finish(**style)
+        shape.commit(overlay=True)
+        scale = min(max(zoom, 0.25), 6.0)
+        png: bytes = pg.get_pixmap(matrix=pymupdf.Matrix(scale, scale), alpha=False).tobytes("png")
+        return png
+
+
+def unlock(data: bytes, password: str) -> bytes:
+    """The same PDF with its encryption removed, so the stored copy renders without a password."""
+    with _guard(), _open(data, password) as doc:
+        unlocked: bytes = doc.tobytes(encryption=pymupdf.PDF_ENCRYPT_NONE)
+        return unlocked
+
+
+@contextmanager
+def _guard() -> Iterator[None]:
+    """Serialise MuPDF use and turn anything it raises into a user-facing PdfError."""
+    with _LOCK:
+        try:
+            yield
+        except MarginError:
+            raise
+        except Exception as exc:  # any MuPDF failure on a hostile or broken file
+            raise DamagedPdf("The PDF is damaged or malformed and could not be read.") from exc
+
+
+@contextmanager
+def _open(data: bytes, password: str | None) -> Iterator[Any]:
+    if not data.strip():
+        raise NotAPdf("The file is empty, so it is not a PDF.")
+    if b"%PDF-" not in data[:1024]:  # the header may sit after junk, as in Acrobat's rule
+        raise NotAPdf("This file is not a PDF (it has no PDF header).")
+    try:
+        doc = pymupdf.open(stream=data, filetype="pdf")
+    except Exception as exc:
+        raise DamagedPdf("The PDF is damaged beyond repair and could not be opened.") from exc
+    try:
+        if doc.needs_pass:
+            if not password:
+                raise EncryptedPdf(
+                    "This PDF is password-protected; enter its password to index it."
+                )
+            # Trust authenticate()'s result: re-reading needs_pass afterwards relocks the text.
+            if not doc.authenticate(password):
+                raise EncryptedPdf("The password for this PDF is wrong.")
+        if doc.page_count == 0:
+            raise DamagedPdf("The PDF has no pages.")
+        if doc.page_count > MAX_PAGES:
+            raise PdfError(
+                f"The PDF has too many pages ({doc.page_count}); the limit is {MAX_PAGES}."
+            )
+        yield doc
+    finally:
+        doc.close()
+
+
+def _read(doc: Any) -> Document:
+    pages: list[Page] = []
+    lines: list[list[_Line]] = []
+    hidden_dropped: list[int] = []
+    ocr_layer: list[int] = []
+    for pg in doc:
+        page, page_lines, hidden = _page(pg)
+        pages.append(page)
+        lines.append(page_lines)
+        if hidden == "dropped":
+            hidden_dropped.append(page.number)
+        elif hidden == "kept":
+            ocr_layer.append(page.number)
+
+    total = len(pages)
+    empty = [p.number for p in pages if not p.words]
+    with_text = total - len(empty)
+    repaired = bool(doc.is_repaired)
+    if with_text == 0:
+        if repaired:
+            raise DamagedPdf("The file is damaged or truncated and no text could be read from it.")
+        raise ImageOnlyPdf(
+            "This is an image-only PDF: it has no text to index (OCR is not enabled)."
+        )
+    if repaired and with_text * 2 < total:
+        # A truncated download: the few pages left say little about the paper.
+        has = "has" if with_text == 1 else "have"
+        raise DamagedPdf(
+            f"The file is damaged or truncated: only {with_text} of its {total} pages {has} "
+            "readable text; download it again and re-add it."
+        )
+
+    warnings: list[str] = []
+    if repaired:
+        warnings.append(
+            f"The file is damaged or truncated; {len(empty)} of {total} pages "
+            f"{'has' if len(empty) == 1 else 'have'} no text."
+            if empty
+            else "The file was damaged and has been repaired; some text may be missing."
+        )
+    elif empty:
+        have = "has" if len(empty) == 1 else "have"
+        warnings.append(
+            f"{_pages(empty).capitalize()} {have} no text (scanned images?) and cannot be searched."
+        )
+    if hidden_dropped:
+        warnings.append(f"Ignored hidden (invisible) text on {_pages(hidden_dropped)}.")
+    if ocr_layer:
+        warnings.append(
+            f"Page {ocr_layer[0]}'s text comes from an invisible OCR layer."
+            if len(ocr_layer) == 1
+            else f"The text of {_pages(ocr_layer)} comes from an invisible OCR layer."
+        )
+    if not doc.permissions & pymupdf.PDF_PERM_COPY:
+        warnings.append(
+            "The author's permissions forbid copying text from this PDF; it was indexed for your "
+            "own reading, so respect those terms when quoting."
+        )
+
+    metadata = {k: v for k, v in (doc.metadata or {}).items() if isinstance(v, str)}
+    body = _body_size(lines)
+    first = next(i for i, p in enumerate(pages) if p.words)  # a scanned cover has no title text
+    title = _title(metadata.get("title", ""), pages[first], lines[first], body)
+    return Document(
+        title=title,
+        pages=tuple(pages),
+        sections=_sections(pages, lines, body, title),
+        warnings=tuple(warnings),
+        doi=_doi([*metadata.values(), *(p.text for p in pages[:2])]),
+    )
+
+
+def _page(pg: Any) -> tuple[Page, list[_Line], str]:
+    """One page's text and lines; also whether hidden words were ``dropped`` or ``kept``."""
+    textpage = pg.get_textpage(flags=_FLAGS)
+    raw = textpage.extractWORDS()
+    blocks = textpage.extractDICT()["blocks"]
+    ghosts = _invisible_spans(blocks)
+    hidden = {i for i, w in enumerate(raw) if (w[5], w[6]) in ghosts and _on(w, ghosts[w[5], w[6]])}
+    verdict = ""
+    if hidden:
+        # Hidden text beside visible text can smuggle instructions; alone it is an OCR layer.
+        verdict = "kept" if len(hidden) == len(raw) else "dropped"
+        if verdict == "dropped":
+            raw = [w for i, w in enumerate(raw) if i not in hidden]
+
+    parts: list[str] = []
+    words: list[Word] = []
+    lines: list[_Line] = []
+    pos = 0
+    key: tuple[int, int] | None = None
+    for x0, y0, x1, y1, raw_text, block, line, _ in raw:
+        text = raw_text.translate(_CLEAN).strip()
+        if not text:
+            continue
+        if key is None:
+            sep = ""
+        else:
+            sep = " " if key == (block, line) else "\n" if key[0] == block else "\n\n"
+        pos += len(sep)
+        if key != (block, line):
+            lines.append(_line(blocks[block], block, line, pos))
+            key = (block, line)
+        words.append(Word((x0, y0, x1, y1), pos, pos + len(text)))
+        parts += (sep, text)
+        pos += len(text)
+        lines[-1].end = pos
+    rect = pg.rect * pg.derotation_matrix  # the space word boxes live in, even on rotated pages
+    page = Page(pg.number + 1, "".join(parts), rect.width, rect.height, tuple(words))
+    return page, lines, verdict
+
+
+def _invisible_spans(blocks: list[dict[str, Any]]) -> dict[tuple[int, int], list[Box]]:
+    """Boxes of spans drawn without ink (render mode 3, alpha 0, glyphless OCR font) per line."""
+    found: dict[tuple[int, int], list[Box]] = {}
+    for b, block in enumerate(blocks):
+        for n, line in enumerate(block.get("lines", ())):
+            for span in line["spans"]:
+                if (
+                    span.get("alpha") == 0
+                    or not span.get("char_flags", _INK) & _INK
+                    or span["font"].endswith("GlyphLessFont")
+                ):
+                    found.setdefault((b, n), []).append(span["bbox"])
+    return found
+
+
+def _on(word: tuple[Any, ...], boxes: list[Box]) -> bool:
+    """Whether the word's centre lies in one of the boxes."""
+    x, y = (word[0] + word[2]) / 2, (word[1] + word[3]) / 2
+    return any(x0 <= x <= x1 and y0 <= y <= y1 for x0, y0, x1, y1 in boxes)
+
+
+def _line(block: dict[str, Any], number: int, index: int, start: int) -> _Line:
+    spans = block["lines"][index]["spans"]
+    dx, dy = block["lines"][index]["dir"]
+    weight = [len(s["text"].strip()) for s in spans]
+    total = sum(weight) or 1
+    main = max(range(len(spans)), key=weight.__getitem__)
+    bold = sum(
+        w
+        for s, w in zip(spans, weight, strict=True)
+        if s["flags"] & _BOLD_FONT or s.get("char_flags", 0) & _BOLD_CHAR
+    )
+    horizontal = abs(dy) < 1e-3 < dx
+    return _Line(
+        number, start, start, spans[main]["size"], bold / total, spans[main]["font"], horizontal
+    )
+
+
+def _pages(numbers: list[int]) -> str:
+    """'page 3' or 'pages 2-4, 7'."""
+    if len(numbers) == 1:
+        return f"page {numbers[0]}"
+    runs: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], 0]:
+        if n != prev + 1:
+            runs.append(str(start) if start == prev else f"{start}-{prev}")
+            start = n
+        prev = n
+    return f"pages {', '.join(runs)}"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _title(meta: str, page: Page, lines: list[_Line], body: float) -> str:
+    """The metadata title if it looks real, else the largest text on the first page with text."""
+    meta = " ".join(meta.split())
+    if len(meta.split()) >= 2 and not _BAD_META_TITLE.fullmatch(meta):
+        return meta
+    usable = [
+        ln
+        for ln in lines
+        if ln.horizontal and sum(c.isalpha() for c in page.text[ln.start : ln.end]) >= 2
+    ]
+    if not usable:
+        return "Untitled"
+    biggest = max(ln.size for ln in usable)
+    if biggest < body + 0.5:  # no title font: the first block stands in
+        usable = [ln for ln in usable if ln.block == usable[0].block][:2]
+    picked: list[str] = []
+    for ln in usable:
+        text = page.text[ln.start : ln.end]
+        if abs(ln.size - biggest) < 0.5 and not (picked and _KNOWN.fullmatch(text)):
+            picked.append(text)
+        elif picked:
+            break
+        if len(picked) == 4:
+            break
+    return " ".join(" ".join(picked).split())[:300] or "Untitled"
+
+
+def _body_size(lines: list[list[_Line]]) -> float:
+    sizes: Counter[float] = Counter()
+    for page_lines in lines:
+        for ln in page_lines:
+            sizes[round(ln.size * 2) / 2] += ln.end - ln.start
+    return sizes.most_common(1)[0][0] if sizes else 10.0
+
+
+def _sections(
+    pages: list[Page], lines: list[list[_Line]], body: float, title: str
+) -> tuple[Section, ...]:
+    """Headings found by typography (bold or larger than body text) or by well-known names."""
+    found: list[tuple[Section, str, str]] = []  # section, kind, style
+    for page, page_lines in zip(pages, lines, strict=True):
+        for i, ln in enumerate(page_lines):
+            if i and page_lines[i - 1].block == ln.block:
+                continue  # only a block's first lines can be a heading
+            hit = _heading(page.text, page_lines[i : i + 4], body)
+            if hit and not (page.number == 1 and _norm(hit[0]) in _norm(title)):
+                back = bool(_BACK_MATTER.fullmatch(hit[0]))
+                found.append((Section(hit[0], page.number, ln.start, back), hit[1], hit[2]))
+    # Page-1 candidates before the first well-known heading are title, authors, affiliations.
+    first = next((s for s, kind, _ in found if s.page == 1 and kind == "known"), None)
+    if first:
+        found = [f for f in found if f[0].page > 1 or f[0].start >= first.start]
+    # In a paper that numbers its sections, unnumbered bold text counts only in a heading's
+    # typeface: the rest are table cells and figure labels.
+    if sum(kind == "numbered" for _, kind, _ in found) >= 3:
+        styles = {style for _, kind, style in found if kind != "styled"}
+        found = [f for f in found if f[1] != "styled" or f[2] in styles]
+    # Text repeated on many pages is a running header, not a section.
+    repeats = Counter(_norm(s.title) for s, _, _ in found)
+    return tuple(s for s, _, _ in found if repeats[_norm(s.title)] <= 2)
+
+
+def _heading(text: str, lines: list[_Line], body: float) -> tuple[str, str, str] | None:
+    """(heading, kind, style) if a heading starts this block; ``lines`` start at its first line.
+
+    kind is ``known`` (a usual section name), ``numbered`` or ``styled`` (bold or large).
+    """
+    first = lines[0]
+    style = f"{first.font}/{round(first.size * 2) / 2}"
+    if _KNOWN.fullmatch(text[first.start : first.end]) and first.size >= body - 1.5:
+        return text[first.start : first.end], "known", style
+    styled: list[_Line] = []
+    for ln in lines:
+        if ln.block != first.block or not _styled(ln, body):
+            break
+        styled.append(ln)
+    if not styled or len(styled) > 3:
+        return None
+    heading = " ".join(text[ln.start : ln.end] for ln in styled)
+    after = lines[len(styled)] if len(styled) < len(lines) else None
+    if (
+        (after and text[after.start].islower())  # a bold sentence running on: not a heading
+        or _SENTENCE_BREAK.search(heading)
+        or not (heading[0].isupper() or heading[0].isdigit())
+        or sum(c.isalpha() for c in heading) < 3
+        or heading[-1] in ",;:-–"
+        or len(heading) > 200
+        or len(heading.split()) > 20
+        or _CAPTION.match(heading)
+    ):
+        return None
+    return heading, "numbered" if _NUMBERED.match(heading) else "styled", style
+
+
+def _styled(ln: _Line, body: float) -> bool:
+    return ln.horizontal and ((ln.bold >= 0.8 and ln.size >= body - 0.6) or ln.size >= body + 1.5)
+
+
+def _doi(texts: list[str]) -> str | None:
+    for text in texts:
+        if match := _DOI.search(text):
+            doi = match.group().rstrip(".,;:")
+            if doi.endswith(")") and doi.count(")") > doi.count("("):  # "(doi: 10.x/y)"
+                doi = doi[:-1].rstrip(".,;:")
+            return doi
+    return None
