@@ -22,9 +22,10 @@ __all__ = ["split"]
 # and an upper-case letter, digit or opening bracket; or at a blank line (block break).
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9(\[])|\n\s*\n")
 _NO_SPLIT_BEFORE = re.compile(
-    r"(?:\b(?:e\.g|i\.e|et al|etc|Fig|Figs|Eq|Eqs|Tab|Sec|vs|cf|approx|resp|No|Vol|pp|Dr|Mr|Ms)"
+    r"(?:\b(?:e\.g|i\.e|et\s+al|etc|Fig|Figs|Eq|Eqs|Tab|Sec|vs|cf|approx|resp|No|Vol|pp|Dr|Mr|Ms)"
     r"|\b[A-Z])\.$"
 )
+_LONE_HEADING = 8  # tokens: a section holding less than this is just its heading
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ def _sentence_ranges(text: str) -> Iterator[tuple[int, int]]:
     start = 0
     for match in _BOUNDARY.finditer(text):
         end = match.start()
-        if _NO_SPLIT_BEFORE.search(text[max(start, end - 8) : end + 1]):
+        if _NO_SPLIT_BEFORE.search(text[max(start, end - 10) : end]):
             continue
         if text[start:end].strip():
             yield start, end
@@ -118,7 +119,7 @@ def split(doc: Document, paper_id: str, *, size: int = 200, overlap: int = 40) -
 
     def emit(group: list[_Sentence]) -> None:
         spans = _spans(group)
-        sec = sections[group[0].section] if group[0].section >= 0 else None
+        sec = sections[group[-1].section] if group[-1].section >= 0 else None
         chunks.append(
             Chunk(
                 paper_id=paper_id,
@@ -136,7 +137,10 @@ def split(doc: Document, paper_id: str, *, size: int = 200, overlap: int = 40) -
     fresh = 0  # sentences in `group` not already emitted in an earlier chunk
     for sentence in sentences:
         new_section = bool(group) and sentence.section != group[-1].section
-        if group and (new_section or tokens + sentence.tokens > size):
+        if new_section and fresh == len(group) and tokens < _LONE_HEADING:
+            # Only a heading so far (e.g. "2 Methods" right before "2.1 Data"): carry it on.
+            pass
+        elif group and (new_section or tokens + sentence.tokens > size):
             if fresh:
                 emit(group)
             if new_section:

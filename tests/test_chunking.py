@@ -78,3 +78,11 @@ def test_overlong_sentence_is_cut_at_words() -> None:
 def test_overlap_must_be_smaller_than_size() -> None:
     with pytest.raises(ValueError):
         chunking.split(doc_with(["x"]), "p", size=10, overlap=10)
+
+
+def test_a_lone_heading_joins_the_next_section_instead_of_being_a_chunk() -> None:
+    text = "2 Methods\n\n2.1 Data\n\n" + SENT * 3
+    sub = text.index("2.1 Data")
+    doc = doc_with([text], (Section("2 Methods", 1, 0), Section("2.1 Data", 1, sub)))
+    [chunk] = chunking.split(doc, "p", size=200, overlap=20)
+    assert chunk.section == "2.1 Data" and chunk.text.startswith("2 Methods")
