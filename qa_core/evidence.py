@@ -1,0 +1,594 @@
+"""Check every quote against the PDF page text and find where it sits on the page.
+
+Matching happens in normalised space (:func:`normalize`): NFKC, straight quotes, one dash,
+joined hyphenation, single spaces, lower case. A quote is *found* in a stretch of text when one
+contiguous piece of it covering at least 85% of the normalised quote occurs there, and every
+number in the quote appears identically in the text at that place ("0.025" never matches
+"0.0025"). Quotes shorter than :data:`MIN_QUOTE_CHARS` normalised characters are ignored.
+
+Where a quote is searched, and who it belongs to:
+
+1. Each context's *region* is its chunk's pages plus one page either side, joined by ``\\n`` so a
+   quote crossing a page break is found. The cited context's region is searched first, then the
+   others in the order given.
+2. A match *belongs* to the first context (cited first) whose chunk spans, widened by
+   :data:`MARGIN` characters, contain it; the first match that belongs to a chunk wins.
+3. A match inside no chunk (on a region's page, outside every passage the model saw) belongs
+   to the context whose region it was found in; only used when no chunk contains the quote.
+4. Belongs to the cited context, or uncited: ``verified``; belongs to another context:
+   ``misattributed`` (``found_in`` names it); not found: ``unverified`` (no page, no boxes).
+
+``Quote.page`` is the page where the match starts and ``Quote.boxes`` are the merged word boxes
+on that page only; ``Quote.spans`` hold every matched page range, so :func:`page_highlights`
+draws the rest of a quote that continues on the next page.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from operator import attrgetter
+
+import numpy as np
+import numpy.typing as npt
+
+from qa_core.models import Box, Chunk, Context, Page, Quote, Span
+
+__all__ = [
+    "MARGIN",
+    "MIN_QUOTE_CHARS",
+    "Box",
+    "QuoteCandidate",
+    "align",
+    "chunk_boxes",
+    "chunk_marks",
+    "extractive",
+    "mark_html",
+    "normalize",
+    "page_highlights",
+    "verify",
+]
+
+MIN_QUOTE_CHARS = 12
+MARGIN = 40  # characters a match may stick out of a chunk span (word cut at a chunk edge)
+_COVER = 85  # per cent of the normalised quote one contiguous match must cover
+_MAX_HITS = 32  # occurrences examined per region; more means the quote is boilerplate
+_MAX_SENTENCES = 64  # sentences embedded per answer (best-ranked contexts first): bounds latency
+Pages = Callable[[str], Sequence[Page]]
+Embed = Callable[[Sequence[str]], npt.ArrayLike]
+
+_FOLD = str.maketrans(
+    {
+        **dict.fromkeys("‘’‚‛′", "'"),
+        **dict.fromkeys("“”„‟″", '"'),
+        **dict.fromkeys("‐‑‒–—―−", "-"),
+        **dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff"),
+    }
+)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# Line-end hyphenation between letters (dropped), stray soft hyphens (dropped), and whitespace
+# runs other than a single space (one space). A lone space needs no work: that keeps it fast.
+_JOIN = re.compile(r"(?<=[^\W\d_])[-\xad][^\S\n]*\n\s*(?=[^\W\d_])|\xad|[^\S ]\s*| \s+")
+# Matching also drops hyphens inside words: a compound split at a line end ("Lucene-\nBM25")
+# is joined like any hyphenated word, so "Lucene-BM25" must match "LuceneBM25".
+_JOIN_LOOSE = re.compile(rf"{_JOIN.pattern}|(?<=[^\W\d_])-(?=[^\W\d_])")
+_NUMBER = re.compile(
+    r"(?<![\w.])[-+]?(?:\d+(?:,\d{3}(?!\d))*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?: ?%)?"
+)
+_ELLIPSIS = re.compile(r"^(?:\.{3}\s*)+|(?:\s*\.{3})+$")
+_ABBREV = re.compile(
+    r"\b(?:e\.g|i\.e|et al|fig|figs|eq|eqs|sec|tab|ref|refs|cf|vs|approx|resp|vol|pp|dr|prof"
+    r"|incl|[a-z])\.$",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"([.!?][\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n")
+_HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-\n(?=[^\W\d_])")
+
+
+def normalize(text: str) -> tuple[str, list[int]]:
+    """Normalised text and, for each of its characters, the index it came from in ``text``."""
+    return _normalize(text, _JOIN)
+
+
+def _normalize(text: str, join: re.Pattern[str]) -> tuple[str, list[int]]:
+    folded, index = _fold(text)
+    parts: list[str] = []
+    out_index: list[int] = []
+    prev = 0
+    for m in join.finditer(folded):
+        start, end = m.span()
+        parts.append(folded[prev:start])
+        out_index.extend(index[prev:start])
+        if folded[start].isspace():
+            parts.append(" ")
+            out_index.append(index[start])
+        prev = end
+    parts.append(folded[prev:])
+    out_index.extend(index[prev:])
+    out = "".join(parts)
+    lo = 1 if out.startswith(" ") else 0
+    hi = len(out) - 1 if len(out) > lo and out.endswith(" ") else len(out)
+    return out[lo:hi], out_index[lo:hi]
+
+
+def _fold(text: str) -> tuple[str, list[int]]:
+    """NFKC, straight quotes, one dash, lower case; soft hyphens are left for :data:`_JOIN`."""
+    if text.isascii():
+        return text.lower(), list(range(len(text)))
+    parts: list[str] = []
+    index: list[int] = []
+    prev = 0
+    for run in _NON_ASCII.finditer(text):
+        start, end = run.span()
+        if start > prev and unicodedata.combining(text[start]):
+            start -= 1  # an ASCII base letter composes with the accent that follows it
+        parts.append(text[prev:start].lower())
+        index.extend(range(prev, start))
+        chunk = text[start:end]
+        if unicodedata.is_normalized("NFKC", chunk):
+            folded = chunk.translate(_FOLD)
+            # One character in, one out at each step (no deletion hidden by an expansion):
+            # the index is the identity, no per-character work.
+            if len(folded) == len(chunk) and len(folded := folded.lower()) == len(chunk):
+                parts.append(folded)
+                index.extend(range(start, end))
+                prev = end
+                continue
+        i = start
+        while i < end:  # a base character with its combining marks, folded as one
+            j = i + 1
+            while j < end and unicodedata.combining(text[j]):
+                j += 1
+            folded = unicodedata.normalize("NFKC", text[i:j]).translate(_FOLD).lower()
+            parts.append(folded)
+            index.extend([i] * len(folded))
+            i = j
+        prev = end
+    parts.append(text[prev:].lower())
+    index.extend(range(prev, len(text)))
+    return "".join(parts), index
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteCandidate:
+    """A quoted span of an answer and the ``[n]`` it cites (None when uncited)."""
+
+    text: str
+    context_n: int | None
+
+
+@lru_cache(maxsize=512)
+def _page_norm(text: str) -> tuple[str, array[int]]:
+    norm, index = _normalize(text, _JOIN_LOOSE)
+    return norm, array("i", index)
+
+
+def _quote_key(text: str, join: re.Pattern[str] = _JOIN_LOOSE) -> str:
+    return _ELLIPSIS.sub("", _normalize(text, join)[0]).strip()
+
+
+# -- matching ---------------------------------------------------------------------------------
+
+
+def _matches(q: str, r: str) -> list[tuple[int, int, int, int]]:
+    """Contiguous matches ``(r_start, r_end, q_start, q_end)`` covering enough of ``q``."""
+    found: list[tuple[int, int, int, int]] = []
+    i = r.find(q)
+    while i >= 0 and len(found) < _MAX_HITS:
+        found.append((i, i + len(q), 0, len(q)))
+        i = r.find(q, i + 1)
+    if found:
+        return found
+    need = -(-_COVER * len(q) // 100)
+    # Any common piece at least `need` long contains q[len(q) - need : need]: search for that
+    # exactly (fast, in C), then grow each hit outwards character by character.
+    qs, qe = len(q) - need, need
+    core = q[qs:qe]
+    i = r.find(core)
+    while i >= 0 and len(found) < _MAX_HITS:
+        left = 0
+        while left < qs and left < i and r[i - left - 1] == q[qs - left - 1]:
+            left += 1
+        right, j = 0, i + len(core)
+        while qe + right < len(q) and j + right < len(r) and r[j + right] == q[qe + right]:
+            right += 1
+        if left + len(core) + right >= need:
+            found.append((i - left, j + right, qs - left, qe + right))
+        i = r.find(core, i + 1)
+    return sorted(found, key=lambda m: m[0] - m[1])
+
+
+def _numbers_ok(q: str, r: str, match: tuple[int, int, int, int]) -> bool:
+    """Every number in ``q`` is in ``r`` at the match, exactly (not part of a longer number)."""
+    ra, rb, qa, qb = match
+    for m in _NUMBER.finditer(q):
+        s, e = m.span()
+        if qa <= s and e <= qb:
+            pos = ra + s - qa
+            there = _NUMBER.match(r, pos)
+            signed = m.group()[0] not in "+-" and pos > 0 and _NUMBER.match(r, pos - 1)
+            if there is None or there.end() != pos + e - s or signed:
+                return False
+        else:  # outside the matched piece: it must still be nearby, written the same way
+            lo = max(0, ra - qa - 8)
+            hi = r.find(" ", min(len(r), rb + len(q) - qb + 8))
+            hi = len(r) if hi < 0 else hi  # never cut a number in two at the window's end
+            near = {n.group().replace(" ", "") for n in _NUMBER.finditer(r, lo, hi)}
+            if m.group().replace(" ", "") not in near:
+                return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    """Consecutive pages of one paper as one normalised string, mapped back to page offsets."""
+
+    paper_id: str
+    pages: tuple[Page, ...]  # only pages with text
+    text: str
+    starts: tuple[int, ...]  # where each page's normalised text starts in ``text``
+    index: tuple[array[int], ...]
+
+    @classmethod
+    def build(cls, paper_id: str, pages: Sequence[Page]) -> _Region:
+        kept: list[Page] = []
+        parts: list[str] = []
+        starts: list[int] = []
+        index: list[array[int]] = []
+        pos = 0
+        for page in pages:
+            norm, idx = _page_norm(page.text)
+            if not norm:
+                continue
+            if parts:
+                prev = parts[-1]
+                if norm[0].isalpha() and len(prev) > 1 and prev[-1] == "-" and prev[-2].isalpha():
+                    parts[-1] = prev[:-1]  # a word hyphenated across the page break
+                    pos -= 1
+                else:
+                    parts.append(" ")
+                    pos += 1
+            kept.append(page)
+            starts.append(pos)
+            index.append(idx)
+            parts.append(norm)
+            pos += len(norm)
+        return cls(paper_id, tuple(kept), "".join(parts), tuple(starts), tuple(index))
+
+    def _source(self, i: int) -> tuple[int, int]:
+        """(page position in :attr:`pages`, offset in its text) of normalised character ``i``."""
+        k = bisect_right(self.starts, i) - 1
+        local = i - self.starts[k]
+        if local >= len(self.index[k]):  # the separator between two pages
+            return k, len(self.pages[k].text)
+        return k, self.index[k][local]
+
+    def spans(self, start: int, end: int) -> tuple[Span, ...]:
+        """The page ranges that normalised ``text[start:end]`` came from."""
+        k0, a = self._source(start)
+        k1, b = self._source(end - 1)
+        text = self.pages[k1].text
+        b += 1
+        while b < len(text) and unicodedata.combining(text[b]):
+            b += 1  # keep a decomposed accent with its letter
+        out = []
+        for k in range(k0, k1 + 1):
+            page = self.pages[k]
+            lo = a if k == k0 else 0
+            hi = b if k == k1 else len(page.text)
+            if hi > lo:
+                out.append(Span(page.number, lo, hi))
+        return tuple(out)
+
+
+def _inside(chunk: Chunk, paper_id: str, spans: Sequence[Span]) -> bool:
+    return chunk.paper_id == paper_id and all(
+        any(
+            c.page == s.page and c.start - MARGIN <= s.start and s.end <= c.end + MARGIN
+            for c in chunk.spans
+        )
+        for s in spans
+    )
+
+
+class _Finder:
+    """Regions and pages for one :func:`verify` call, each built once."""
+
+    def __init__(self, contexts: Sequence[Context], pages: Pages) -> None:
+        self.contexts = contexts
+        self._pages = pages
+        self._papers: dict[str, dict[int, Page]] = {}
+        self._regions: dict[tuple[str, int, int], _Region] = {}
+
+    def page(self, paper_id: str, number: int) -> Page | None:
+        if paper_id not in self._papers:
+            self._papers[paper_id] = {p.number: p for p in self._pages(paper_id)}
+        return self._papers[paper_id].get(number)
+
+    def region(self, chunk: Chunk) -> tuple[tuple[str, int, int], _Region]:
+        key = (chunk.paper_id, chunk.page_start - 1, chunk.page_end + 1)
+        if key not in self._regions:
+            found = (self.page(chunk.paper_id, n) for n in range(key[1], key[2] + 1))
+            self._regions[key] = _Region.build(chunk.paper_id, [p for p in found if p])
+        return key, self._regions[key]
+
+    def quote(self, cand: QuoteCandidate, q: str) -> Quote:
+        order = sorted(self.contexts, key=lambda c: c.n != cand.context_n)
+        searched: set[tuple[str, int, int]] = set()
+        fallback: tuple[Context, str, tuple[Span, ...]] | None = None
+        for ctx in order:
+            key, region = self.region(ctx.hit.chunk)
+            if key in searched:
+                continue
+            searched.add(key)
+            for match in _matches(q, region.text):
+                if not _numbers_ok(q, region.text, match):
+                    continue
+                spans = region.spans(match[0], match[1])
+                owner = next((c for c in order if _inside(c.hit.chunk, key[0], spans)), None)
+                if owner is not None:
+                    return self.found(cand, owner, key[0], spans)
+                fallback = fallback or (ctx, key[0], spans)
+        if fallback is not None:
+            return self.found(cand, *fallback)
+        return Quote(cand.text, cand.context_n, "unverified")
+
+    def found(
+        self, cand: QuoteCandidate, owner: Context, paper_id: str, spans: tuple[Span, ...]
+    ) -> Quote:
+        """The quote as found in ``owner``'s passage (or pages) at ``spans``."""
+        cited_elsewhere = cand.context_n is not None and cand.context_n != owner.n
+        page = self.page(paper_id, spans[0].page)
+        return Quote(
+            text=cand.text,
+            context_n=cand.context_n,
+            status="misattributed" if cited_elsewhere else "verified",
+            paper_id=paper_id,
+            page=spans[0].page,
+            boxes=tuple(_boxes(page, spans)) if page else (),
+            found_in=owner.n,
+            spans=spans,
+        )
+
+
+def verify(
+    candidates: Sequence[QuoteCandidate], contexts: Sequence[Context], pages: Pages
+) -> list[Quote]:
+    """Check each quote against its papers' page text (see the module docstring for the rules).
+
+    Quotes too short to check are dropped; a quote repeated with the same ``[n]`` is kept once.
+    """
+    finder = _Finder(contexts, pages)
+    out: list[Quote] = []
+    seen: set[tuple[str, int | None]] = set()
+    for cand in candidates:
+        q = _quote_key(cand.text)
+        too_short = len(_quote_key(cand.text, _JOIN)) < MIN_QUOTE_CHARS
+        if too_short or (q, cand.context_n) in seen:
+            continue
+        seen.add((q, cand.context_n))
+        out.append(finder.quote(cand, q))
+    return out
+
+
+# -- boxes and HTML ---------------------------------------------------------------------------
+
+
+def _boxes(page: Page, spans: Iterable[Span]) -> list[Box]:
+    """Boxes of the words overlapping ``spans`` on ``page``, one box per run on a line."""
+    words = page.words
+    picked: dict[int, None] = {}
+    for s in spans:
+        if s.page != page.number:
+            continue
+        i = bisect_right(words, s.start, key=attrgetter("end"))  # first word ending after start
+        while i < len(words) and words[i].start < s.end:
+            picked[i] = None
+            i += 1
+    boxes: list[Box] = []
+    prev = None
+    for i in sorted(picked):
+        w = words[i]
+        if prev is not None and prev == i - 1 and "\n" not in page.text[words[prev].end : w.start]:
+            x0, y0, x1, y1 = boxes[-1]
+            overlap = min(y1, w.box[3]) - max(y0, w.box[1])
+            if overlap > 0.5 * min(y1 - y0, w.box[3] - w.box[1]):
+                boxes[-1] = (
+                    min(x0, w.box[0]),
+                    min(y0, w.box[1]),
+                    max(x1, w.box[2]),
+                    max(y1, w.box[3]),
+                )
+                prev = i
+                continue
+        boxes.append(w.box)
+        prev = i
+    return boxes
+
+
+def chunk_boxes(chunk: Chunk, page: Page) -> list[Box]:
+    """Boxes of the chunk's words on ``page`` (the light highlight), merged per line."""
+    return _boxes(page, chunk.spans)
+
+
+def page_highlights(chunk: Chunk, quote: Quote | None, page: Page) -> tuple[list[Box], list[Box]]:
+    """(light, dark) boxes for ``page`` of the chunk's paper: the chunk, and the found quote."""
+    dark: list[Box] = []
+    if quote is not None and quote.status != "unverified" and quote.paper_id == chunk.paper_id:
+        dark = _boxes(page, quote.spans)
+    return chunk_boxes(chunk, page), dark
+
+
+def _offsets(chunk: Chunk) -> list[int]:
+    """Where each span starts in ``chunk.text`` (spans are joined by one newline)."""
+    out, pos = [], 0
+    for s in chunk.spans:
+        out.append(pos)
+        pos += s.end - s.start + 1
+    return out
+
+
+def chunk_marks(chunk: Chunk, quotes: Sequence[Quote]) -> list[tuple[int, int]]:
+    """Chunk-local ranges of the found quotes that lie in this chunk (never unverified ones)."""
+    marks: list[tuple[int, int]] = []
+    for q in quotes:
+        if q.status == "unverified" or q.paper_id != chunk.paper_id:
+            continue
+        pieces = [
+            (offset + lo - cs.start, offset + hi - cs.start)
+            for qs in q.spans
+            for offset, cs in zip(_offsets(chunk), chunk.spans, strict=True)
+            if cs.page == qs.page and (lo := max(qs.start, cs.start)) < (hi := min(qs.end, cs.end))
+        ]
+        # A quote running from one span into the next also covers the newline joining them.
+        marks += _merge(pieces, len(chunk.text), gap=1)
+    return _merge(marks, len(chunk.text))
+
+
+def _merge(ranges: Iterable[tuple[int, int]], size: int, gap: int = 0) -> list[tuple[int, int]]:
+    """Sorted, clipped to ``[0, size)``, overlapping (or ``gap`` apart) ranges joined."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted((max(0, a), min(size, b)) for a, b in ranges):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1] + gap:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def mark_html(chunk_text: str, marks: Sequence[tuple[int, int]]) -> str:
+    """The chunk as escaped HTML with ``<mark>`` around ``marks``; newlines become ``<br>``."""
+
+    def esc(s: str) -> str:
+        return html.escape(s).replace("\n", "<br>")
+
+    parts, pos = [], 0
+    for a, b in _merge(marks, len(chunk_text)):
+        parts += [esc(chunk_text[pos:a]), "<mark>", esc(chunk_text[a:b]), "</mark>"]
+        pos = b
+    parts.append(esc(chunk_text[pos:]))
+    return "".join(parts)
+
+
+# -- sentences: extractive answers and alignment ----------------------------------------------
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence ranges; no split after e.g., et al., Fig., initials, or inside decimals."""
+    out, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.group().startswith(".") and _ABBREV.search(text, max(0, m.start() - 8), m.start() + 1):
+            continue
+        out.append((start, m.end(1) if m.group(1) else m.start()))
+        start = m.end()
+    out.append((start, len(text)))
+    trimmed = []
+    for a, b in out:
+        piece = text[a:b]
+        a += len(piece) - len(piece.lstrip())
+        b -= len(piece) - len(piece.rstrip())
+        if len(text[a:b].split()) >= 3 and len(_quote_key(text[a:b], _JOIN)) >= MIN_QUOTE_CHARS:
+            trimmed.append((a, b))
+    return trimmed
+
+
+def _display(text: str) -> str:
+    return " ".join(_HYPHEN_BREAK.sub("", text).split())
+
+
+@dataclass(frozen=True, slots=True)
+class _Sentence:
+    ctx: Context
+    start: int  # in the chunk's text
+    end: int
+    text: str
+
+
+def _source_sentences(contexts: Sequence[Context]) -> list[_Sentence]:
+    """The contexts' sentences in context order, each once (overlapping chunks repeat them)."""
+    out, seen = [], set()
+    for ctx in contexts:
+        text = ctx.hit.chunk.text
+        for a, b in _sentences(text):
+            key = (ctx.hit.chunk.paper_id, _quote_key(text[a:b]))
+            if key not in seen:
+                seen.add(key)
+                out.append(_Sentence(ctx, a, b, _display(text[a:b])))
+    return out[:_MAX_SENTENCES]
+
+
+def extractive(
+    question_vector: npt.ArrayLike,
+    contexts: Sequence[Context],
+    pages: Pages,
+    embed: Embed,
+    *,
+    max_sentences: int = 5,
+) -> list[Quote]:
+    """The passages' sentences closest to the question, as verified quotes with their boxes."""
+    sentences = _source_sentences(contexts)
+    if not sentences or max_sentences <= 0:
+        return []
+    vectors = np.asarray(embed([s.text for s in sentences]), dtype=np.float32)
+    scores = vectors @ np.asarray(question_vector, dtype=np.float32).ravel()
+    finder = _Finder(contexts, pages)
+    out = []
+    for i in np.argsort(-scores, kind="stable")[:max_sentences]:
+        s = sentences[int(i)]
+        chunk = s.ctx.hit.chunk
+        spans = []
+        for offset, cs in zip(_offsets(chunk), chunk.spans, strict=True):
+            lo = max(s.start, offset)
+            hi = min(s.end, offset + cs.end - cs.start)
+            if hi > lo:
+                spans.append(Span(cs.page, cs.start + lo - offset, cs.start + hi - offset))
+        out.append(
+            finder.found(QuoteCandidate(s.text, s.ctx.n), s.ctx, chunk.paper_id, tuple(spans))
+        )
+    return out
+
+
+def align(
+    body: str,
+    contexts: Sequence[Context],
+    pages: Pages,
+    embed: Embed,
+    *,
+    max_quotes: int = 5,
+) -> list[QuoteCandidate]:
+    """For an answer without quotes: the source sentence that best supports each claim.
+
+    Each answer sentence is paired with its most similar passage sentence (cosine of ``embed``
+    rows) when the two share at least two content words; ``pages`` is not needed here (the
+    sentences are located by :func:`verify`) and is accepted to match :func:`extractive`.
+    """
+    claims = [_display(body[a:b]) for a, b in _sentences(body)][:12]
+    sources = _source_sentences(contexts)
+    if not claims or not sources:
+        return []
+    vectors = np.asarray(embed([*claims, *(s.text for s in sources)]), dtype=np.float32)
+    sims = vectors[: len(claims)] @ vectors[len(claims) :].T
+    out: list[QuoteCandidate] = []
+    for i, claim in enumerate(claims):
+        best = sources[int(np.argmax(sims[i]))]
+        shared = _content_words(claim) & _content_words(best.text)
+        cand = QuoteCandidate(best.text, best.ctx.n)
+        if len(shared) >= 2 and cand not in out:
+            out.append(cand)
+    return out[:max_quotes]
+
+
+# Words of five letters or more, and numbers: what a claim and its source sentence share.
+_WORD = re.compile(r"[^\W\d_]{5,}|\d[\d.,]*")
+
+
+def _content_words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
