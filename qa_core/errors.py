@@ -82,7 +82,8 @@ class LLMError(MarginError):
 
     def __init__(self, message: str, kind: str = "error") -> None:
         super().__init__(message)
-        #: machine-readable cause: auth, model, unreachable, too_long, rate_limited, timeout, bad_reply
+        #: machine-readable cause: auth, model, unreachable, timeout, too_long, rate_limited,
+        #: server, bad_reply or error
         self.kind = kind
 
 
