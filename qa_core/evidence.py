@@ -26,10 +26,12 @@ draws the rest of a quote that continues on the next page.
 from __future__ import annotations
 
 import html
+import math
 import re
 import unicodedata
 from array import array
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -556,33 +558,30 @@ def extractive(
     return out
 
 
-def align(
-    body: str,
-    contexts: Sequence[Context],
-    pages: Pages,
-    embed: Embed,
-    *,
-    max_quotes: int = 5,
-) -> list[QuoteCandidate]:
+def align(body: str, contexts: Sequence[Context], *, max_quotes: int = 5) -> list[QuoteCandidate]:
     """For an answer without quotes: the source sentence that best supports each claim.
 
-    Each answer sentence is paired with its most similar passage sentence (cosine of ``embed``
-    rows) when the two share at least two content words; ``pages`` is not needed here (the
-    sentences are located by :func:`verify`) and is accepted to match :func:`extractive`.
+    Lexical on purpose (fast, and models reuse the source's words): each answer sentence is
+    paired with the passage sentence sharing the most content words, weighted by how rare each
+    word is among the passages; at least two shared words are required.
     """
     claims = [_display(body[a:b]) for a, b in _sentences(body)][:12]
     sources = _source_sentences(contexts)
-    if not claims or not sources:
-        return []
-    vectors = np.asarray(embed([*claims, *(s.text for s in sources)]), dtype=np.float32)
-    sims = vectors[: len(claims)] @ vectors[len(claims) :].T
+    words = [_content_words(s.text) for s in sources]
+    df = Counter(w for ws in words for w in ws)
     out: list[QuoteCandidate] = []
-    for i, claim in enumerate(claims):
-        best = sources[int(np.argmax(sims[i]))]
-        shared = _content_words(claim) & _content_words(best.text)
-        cand = QuoteCandidate(best.text, best.ctx.n)
-        if len(shared) >= 2 and cand not in out:
-            out.append(cand)
+    for claim in claims:
+        wanted = _content_words(claim)
+        best, best_score = None, 0.0
+        for source, have in zip(sources, words, strict=True):
+            shared = wanted & have
+            score = sum(math.log1p(len(sources) / df[w]) for w in shared)
+            if len(shared) >= 2 and score > best_score:
+                best, best_score = source, score
+        if best is not None:
+            cand = QuoteCandidate(best.text, best.ctx.n)
+            if cand not in out:
+                out.append(cand)
     return out[:max_quotes]
 
 

@@ -247,9 +247,7 @@ class Service:
         answer.status = parsed.status
         if parsed.status == "answered":
             # Answers without quotes get each sentence's best-matching passage sentence.
-            candidates = list(parsed.quotes) or evidence.align(
-                parsed.body, answer.contexts, self.pages, self.embedder.embed_passages
-            )
+            candidates = list(parsed.quotes) or evidence.align(parsed.body, answer.contexts)
             answer.quotes = evidence.verify(candidates, answer.contexts, self.pages)
         answer.timings["verify"] = time.perf_counter() - t3
         return answer

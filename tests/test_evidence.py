@@ -466,7 +466,7 @@ def test_extractive_with_nothing_to_say() -> None:
 
 def test_align_finds_supporting_sentences_for_a_quote_free_answer() -> None:
     body = "The detector was trained with stochastic gradient descent for 40 epochs. It was good."
-    cands = evidence.align(body, CONTEXTS, pages_of, hashing_embed)
+    cands = evidence.align(body, CONTEXTS)
     assert [c.context_n for c in cands] == [1]
     assert cands[0].text.startswith("The network was trained with stochastic gradient descent")
     assert verify(cands, CONTEXTS, pages_of)[0].status == "verified"

@@ -171,3 +171,11 @@ def test_a_crash_mid_ingest_leaves_no_partial_paper(tmp_path: Path) -> None:
         assert service.ingest(PAPER, "p.pdf").status == "indexed"
     finally:
         service.close()
+
+
+def test_quote_free_answer_gets_aligned_source_sentences(svc: Service) -> None:
+    answer = _ask_with(
+        svc, "The network was trained with stochastic gradient descent for 40 epochs [1]."
+    )
+    assert answer.quotes  # type: ignore[attr-defined]
+    assert all(q.status == "verified" and q.page == 1 for q in answer.quotes)  # type: ignore[attr-defined]
