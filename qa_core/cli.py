@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from qa_core import batch
 from qa_core.errors import MarginError
+from qa_core.export import answer_json
+from qa_core.export import hit_json as _hit_json
 from qa_core.library import IngestResult
-from qa_core.models import Answer, Hit
 from qa_core.service import Service, build
 from qa_core.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["answer_json", "main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,48 +53,37 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--template", help="template name or .txt file")
     ask.add_argument("--model", help="chat model (overrides MARGIN_CHAT_MODEL)")
     ask.add_argument("--json", action="store_true")
+
+    ext = sub.add_parser("extract", help="answer a question set about papers with several models")
+    _matrix_args(ext)
+    ext.add_argument("--out", type=Path, required=True, help="FILE.csv or FILE.json")
+    ext.add_argument("--long", action="store_true", help="one row per cell and model")
+
+    evl = sub.add_parser("eval", help="measure Margin against reference data")
+    evs = evl.add_subparsers(dest="eval_command", required=True)
+    agr = evs.add_parser("agreement", help="matrix yes/no against human y/n labels")
+    _matrix_args(agr)
+    agr.add_argument("--labels", type=Path, required=True, help="CSV: a paper per row, y/n")
+    agr.add_argument("--map", type=Path, help="JSON/CSV: label variable -> question ids")
+    agr.add_argument("--json", action="store_true")
     return p
 
 
-def _hit_json(hit: Hit) -> dict[str, Any]:
-    c = hit.chunk
-    return {
-        "paper_id": c.paper_id,
-        "title": hit.title,
-        "chunk_id": c.chunk_id,
-        "text": c.text,
-        "page_start": c.page_start,
-        "page_end": c.page_end,
-        "section": c.section,
-        "score": round(hit.score, 6),
-    }
-
-
-def answer_json(answer: Answer) -> dict[str, Any]:
-    """The ``ask --json`` object (also what the app offers as a download)."""
-    return {
-        "question": answer.question,
-        "answer": answer.answer,
-        "status": answer.status,
-        "model": answer.model,
-        "template": {"name": answer.template_name, "hash": answer.template_hash},
-        "prompt": answer.prompt,
-        "usage": answer.usage,
-        "timings": {k: round(v, 4) for k, v in answer.timings.items()},
-        "notice": answer.notice,
-        "contexts": [{"n": c.n, **_hit_json(c.hit)} for c in answer.contexts],
-        "quotes": [
-            {
-                "text": q.text,
-                "context_n": q.context_n,
-                "status": q.status,
-                "paper_id": q.paper_id,
-                "page": q.page,
-                "boxes": [[round(v, 2) for v in box] for box in q.boxes],
-            }
-            for q in answer.quotes
-        ],
-    }
+def _matrix_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--questions", default=batch.BUILTIN_NAME, help="question set name or .csv")
+    p.add_argument("--paper", action="append", dest="papers", help="paper id (default: all)")
+    p.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        default=[],
+        help="NAME (on the configured endpoint) or NAME=MODEL@BASE_URL (key from "
+        "$MARGIN_API_KEY_<NAME>); repeat for several models",
+    )
+    p.add_argument("--template", help="template name or .txt file")
+    p.add_argument("--binary", metavar="MODEL", help="yes/no by the seed paper's prompt")
+    p.add_argument("--concurrency", type=int, default=4, help="requests at once per endpoint")
+    p.add_argument("--retry-failed", action="store_true", help="recompute failed cells")
 
 
 def _ingest(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
@@ -176,6 +167,92 @@ def _ask(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _matrix(
+    svc: Service, args: argparse.Namespace, questions: batch.QuestionSet, papers: list[str] | None
+) -> batch.Matrix:
+    models = batch.resolve_models(svc, args.models)
+    binary = batch.resolve_models(svc, [args.binary]).popitem()[1] if args.binary else None
+    tty = sys.stderr.isatty()
+
+    def progress(p: batch.CellProgress) -> None:
+        left = f", about {p.eta:.0f} s left" if p.eta is not None else ""
+        print(f"\r\033[K[{p.done}/{p.total}] cells{left}", end="", file=sys.stderr, flush=True)
+
+    with batch.MatrixCache.for_settings(svc.settings) as cache:
+        try:
+            return batch.run_matrix(
+                svc,
+                papers,
+                questions,
+                models,
+                cache=cache,
+                template=args.template,
+                concurrency=args.concurrency,
+                on_cell=progress if tty else None,
+                binary=binary,
+                retry_failed=args.retry_failed,
+            )
+        finally:
+            if tty:
+                print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def _extract(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
+    if args.out.suffix.lower() not in (".csv", ".json"):
+        raise MarginError(f"--out must end in .csv or .json, not {args.out.name!r}.")
+    questions = batch.QuestionSetStore(svc.settings.data_dir).get(args.questions)
+    matrix = _matrix(svc, args, questions, args.papers)
+    batch.export(matrix, args.out, shape="long" if args.long else "wide")
+    failed = matrix.failed
+    for cell in failed[:5]:
+        print(
+            f"margin: {cell.paper_id} {cell.question_id} {cell.model}: {cell.error}",
+            file=sys.stderr,
+        )
+    if len(failed) > 5:
+        print(f"margin: … and {len(failed) - 5} more failed cells.", file=sys.stderr)
+    out.write(
+        f"wrote {args.out}: {len(matrix.cells)} of {matrix.total} cells, "
+        f"{matrix.computed} computed, {len(failed)} failed\n"
+    )
+    return 1 if failed or matrix.cancelled else 0
+
+
+def _eval(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
+    # One function per `eval` sub-command (retrieval, answers, templates join here).
+    labels = batch.load_labels(args.labels)
+    mapping = batch.load_label_map(args.map)
+    questions = batch.QuestionSetStore(svc.settings.data_dir).get(args.questions)
+    questions = questions.subset([q for ids in mapping.values() for q in ids])
+    papers = args.papers or [p.paper_id for p in svc.papers() if any(r.matches(p) for r in labels)]
+    if not papers:
+        raise MarginError(
+            "No paper in the library matches a row of the labels by DOI or title; "
+            "ingest the labelled papers first."
+        )
+    matrix = _matrix(svc, args, questions, papers)
+    report = batch.score_labels(matrix, labels, mapping)
+    rows = [*report.variables, report.overall]
+    if args.json:
+        out.write(json.dumps([_score_json(s) for s in rows], indent=1) + "\n")
+    else:
+        out.write(f"{'variable':<40} {'n':>3} {'accuracy':>8} {'kappa':>6}  questions\n")
+        for s in rows:
+            acc = "-" if s.accuracy is None else f"{s.accuracy:.2f}"
+            kappa = "-" if s.kappa is None else f"{s.kappa:.2f}"
+            ids = " ".join(s.questions) if s.variable != "overall" else ""
+            out.write(f"{s.variable[:40]:<40} {s.n:>3} {acc:>8} {kappa:>6}  {ids}\n")
+    for row in report.unmatched:
+        print(
+            f"margin: line {row.line} of the labels matches no paper: {row.title}", file=sys.stderr
+        )
+    return 1 if matrix.failed else 0
+
+
+def _score_json(s: batch.Score) -> dict[str, Any]:
+    return dataclasses.asdict(s) | {"accuracy": s.accuracy}
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -195,6 +272,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 return 0
             if args.command == "search":
                 return _search(svc, args, out)
+            if args.command == "extract":
+                return _extract(svc, args, out)
+            if args.command == "eval":
+                return _eval(svc, args, out)
             if args.command == "delete":
                 svc.delete(args.paper_id)
                 out.write(f"deleted {args.paper_id}\n")
