@@ -44,45 +44,57 @@ def main() -> int:
     args = parser.parse_args()
     questions = prompts.competency_questions()
     questions = (questions * (args.n // len(questions) + 1))[: args.n]
-    with LLMServer(("bench-model",), latency=args.latency, default_reply=REPLY) as server:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings(
-                data_dir=Path(tmp), openai_base_url=server.base_url,
-                chat_model="bench-model", top_k=8,
+    with (
+        LLMServer(("bench-model",), latency=args.latency, default_reply=REPLY) as server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        settings = Settings(
+            data_dir=Path(tmp),
+            openai_base_url=server.base_url,
+            chat_model="bench-model",
+            top_k=8,
+        )
+        svc = build(settings)
+        result = svc.ingest(PAPER.read_bytes(), PAPER.name)
+        assert result.status == "indexed", result.error
+        svc.ask(questions[0])  # warm-up: model weights, encodings, page cache
+        direct = OpenAIChat(settings)
+        floors, totals, parts = [], [], {"retrieve": [], "prompt": [], "verify": []}
+        statuses: dict[str, int] = {}
+        for q in questions:
+            t0 = time.perf_counter()
+            answer = svc.ask(q, on_delta=lambda d: None)
+            totals.append(time.perf_counter() - t0)
+            for key, values in parts.items():
+                values.append(answer.timings.get(key, 0.0))
+            for quote in answer.quotes:
+                statuses[quote.status] = statuses.get(quote.status, 0) + 1
+            t1 = time.perf_counter()
+            direct.complete(
+                answer.prompt, max_tokens=settings.answer_tokens, on_delta=lambda d: None
             )
-            svc = build(settings)
-            result = svc.ingest(PAPER.read_bytes(), PAPER.name)
-            assert result.status == "indexed", result.error
-            svc.ask(questions[0])  # warm-up: model weights, encodings, page cache
-            direct = OpenAIChat(settings)
-            floors, totals, parts = [], [], {"retrieve": [], "prompt": [], "verify": []}
-            statuses: dict[str, int] = {}
-            for q in questions:
-                t0 = time.perf_counter()
-                answer = svc.ask(q, on_delta=lambda d: None)
-                totals.append(time.perf_counter() - t0)
-                for key, values in parts.items():
-                    values.append(answer.timings.get(key, 0.0))
-                for quote in answer.quotes:
-                    statuses[quote.status] = statuses.get(quote.status, 0) + 1
-                t1 = time.perf_counter()
-                direct.complete(answer.prompt, max_tokens=settings.answer_tokens,
-                                on_delta=lambda d: None)
-                floors.append(time.perf_counter() - t1)
-            svc.close()
+            floors.append(time.perf_counter() - t1)
+        svc.close()
     overhead = [t - f for t, f in zip(totals, floors, strict=True)]
     ms = 1000.0
-    print(f"{len(questions)} answers, k = 8, server latency {args.latency * ms:.0f} ms, "
-          f"quote statuses {statuses}\n")
+    print(
+        f"{len(questions)} answers, k = 8, server latency {args.latency * ms:.0f} ms, "
+        f"quote statuses {statuses}\n"
+    )
     print("| measure | p50 ms | p95 ms |")
     print("|---|---:|---:|")
-    for name, values in [("floor: direct LLM call", floors), ("total: Service.ask", totals),
-                         ("overhead (total - floor)", overhead),
-                         *((f"  of which {k}", v) for k, v in parts.items())]:
+    for name, values in [
+        ("floor: direct LLM call", floors),
+        ("total: Service.ask", totals),
+        ("overhead (total - floor)", overhead),
+        *((f"  of which {k}", v) for k, v in parts.items()),
+    ]:
         print(f"| {name} | {statistics.median(values) * ms:.1f} | {pct(values, 0.95) * ms:.1f} |")
     p50 = statistics.median(overhead) * ms
-    print(f"\ntarget: overhead <= 150 ms per answer -> p50 {p50:.0f} ms "
-          f"({p50 / 150:.2f} of the budget)")
+    print(
+        f"\ntarget: overhead <= 150 ms per answer -> p50 {p50:.0f} ms "
+        f"({p50 / 150:.2f} of the budget)"
+    )
     return 0
 
 

@@ -48,13 +48,12 @@ def main(args: list[str]) -> int:
             t_embed = time.perf_counter() - t1
             # the real thing, with stage marks from the progress callback
             marks: dict[str, float] = {}
+
+            def mark(stage: str, done: float, marks: dict[str, float] = marks) -> None:
+                marks.setdefault(stage, time.perf_counter())
+
             start = time.perf_counter()
-            result = library.ingest(
-                data,
-                path.name,
-                "bench",
-                progress=lambda stage, done: marks.setdefault(stage, time.perf_counter()),
-            )
+            result = library.ingest(data, path.name, "bench", progress=mark)
             end = time.perf_counter()
             assert result.status == "indexed", result.error
             stages = {
@@ -70,8 +69,10 @@ def main(args: list[str]) -> int:
         store.close()
         library.close()
 
-    print("| paper | pages | chunks | parse s | chunk s | embed s | index s | total s "
-          "| floor s | total/floor |")
+    print(
+        "| paper | pages | chunks | parse s | chunk s | embed s | index s | total s "
+        "| floor s | total/floor |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     sums = [0.0] * 6
     for name, pages, n, st, total, floor in rows:
@@ -83,8 +84,10 @@ def main(args: list[str]) -> int:
     chunks = sum(r[2] for r in rows)
     cells = " | ".join(f"{v:.2f}" for v in sums)
     print(f"| **all** | {pages} | {chunks} | {cells} | **{sums[4] / sums[5]:.2f}** |")
-    print(f"\ntarget: total/floor <= 1.5; throughput {chunks / sums[4]:.1f} chunks/s, "
-          f"{pages / sums[4]:.1f} pages/s")
+    print(
+        f"\ntarget: total/floor <= 1.5; throughput {chunks / sums[4]:.1f} chunks/s, "
+        f"{pages / sums[4]:.1f} pages/s"
+    )
     return 0
 
 

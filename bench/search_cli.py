@@ -24,7 +24,9 @@ def cli(data: Path, *args: str) -> float:
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "qa_core", "--data-dir", str(data), *args],
-        check=True, capture_output=True, cwd=ROOT,
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
     )
     return time.perf_counter() - start
 
@@ -42,10 +44,12 @@ def main() -> int:
         files = {}
         for n in (1, args.n):
             path = Path(tmp) / f"q{n}.jsonl"
-            path.write_text("".join(
-                json.dumps({"id": i, "query": f"{questions[i % len(questions)]} ({i})"}) + "\n"
-                for i in range(n)
-            ))
+            path.write_text(
+                "".join(
+                    json.dumps({"id": i, "query": f"{questions[i % len(questions)]} ({i})"}) + "\n"
+                    for i in range(n)
+                )
+            )
             files[n] = path
         t1 = min(cli(data, "search", "--queries", str(files[1]), "-k", "8") for _ in range(2))
         tn = cli(data, "search", "--queries", str(files[args.n]), "-k", "8")
