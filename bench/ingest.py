@@ -33,7 +33,13 @@ def main(args: list[str]) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(Settings(data_dir=Path(tmp)), embedder.name, embedder.dim)
-        library = Library(Path(tmp), store, embedder)
+        library = Library(
+            Path(tmp),
+            store,
+            embedder,
+            chunk_tokens=settings.chunk_tokens,
+            chunk_overlap=settings.chunk_overlap,
+        )
         for path in files:
             data = path.read_bytes()
             # floor: parse + raw embedding of the same chunks

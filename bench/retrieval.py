@@ -190,7 +190,7 @@ class Bench:
         flat = [c for cs in chunks.values() for c in cs]
         avg_chars = sum(len(c.text) for c in flat) / len(flat)
         log(f"{name}: {len(flat)} chunks, {avg_chars:.0f} chars on average")
-        vectors = self.cache.passages([c.text for c in flat])
+        vectors = self.cache.passages([chunking.embedding_text(c) for c in flat])
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
             store = EdgeStore(tmp, embedding_name=self.cache.embedder.name, dim=LocalE5.dim)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from qa_core.models import Chunk, Document, Section, Span
 from qa_core.tokens import get_encoding
 
-__all__ = ["split"]
+__all__ = ["embedding_text", "split"]
 
 # A sentence ends at . ! ? (optionally followed by a closing quote/bracket) before whitespace
 # and an upper-case letter, digit or opening bracket; or at a blank line (block break).
@@ -108,7 +108,7 @@ def _spans(sentences: list[_Sentence]) -> tuple[Span, ...]:
     return tuple(spans)
 
 
-def split(doc: Document, paper_id: str, *, size: int = 200, overlap: int = 40) -> list[Chunk]:
+def split(doc: Document, paper_id: str, *, size: int, overlap: int) -> list[Chunk]:
     """Cut ``doc`` into chunks of at most ``size`` tokens (cl100k_base) with ``overlap``."""
     if overlap >= size:
         raise ValueError("overlap must be smaller than the chunk size")
@@ -162,3 +162,11 @@ def split(doc: Document, paper_id: str, *, size: int = 200, overlap: int = 40) -
     if group and fresh:
         emit(group)
     return chunks
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What the embedder sees for a chunk: its section heading, then its text.
+
+    The heading names the topic ("Data augmentation") that the passage itself rarely repeats.
+    """
+    return f"{chunk.section}\n{chunk.text}" if chunk.section else chunk.text

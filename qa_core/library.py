@@ -77,8 +77,8 @@ class Library:
         store: VectorStore,
         embedder: Embedder,
         *,
-        chunk_tokens: int = 200,
-        chunk_overlap: int = 40,
+        chunk_tokens: int,
+        chunk_overlap: int,
     ) -> None:
         self.data_dir = data_dir
         self.store = store
@@ -144,7 +144,7 @@ class Library:
             report("chunk", 0.0)
             chunks = chunking.split(doc, pid, size=self.chunk_tokens, overlap=self.chunk_overlap)
             report("embed", 0.0)
-            texts = [f"{c.section}\n{c.text}" if c.section else c.text for c in chunks]
+            texts = [chunking.embedding_text(c) for c in chunks]
             batch = 32
             parts = []
             for i in range(0, len(texts), batch):

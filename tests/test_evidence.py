@@ -555,7 +555,7 @@ def test_real_two_column_paper() -> None:
 @shared
 def test_verify_is_fast_on_a_real_paper(capsys: pytest.CaptureFixture[str]) -> None:
     doc = pdf.read((SHARED / "corpus/pdfs/papers/pm_2020.acl-main.447.pdf").read_bytes())
-    chunks = chunking.split(doc, "s2orc")
+    chunks = chunking.split(doc, "s2orc", size=300, overlap=0)
     picked = chunks[:: max(1, len(chunks) // 8)][:8]
     contexts = [ctx(i + 1, c) for i, c in enumerate(picked)]
     rng = random.Random(7)
