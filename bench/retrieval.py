@@ -18,32 +18,18 @@ import argparse
 import hashlib
 import sqlite3
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from qa_core import chunking
 from qa_core.embeddings import LocalE5
-from qa_core.evaluate import (
-    ConfigScores,
-    QasperPaper,
-    QuestionScore,
-    RetrievalReport,
-    aggregate,
-    document_from_text,
-    gold_sets,
-    load_qasper,
-    score_question,
-)
+from qa_core.evaluate import ConfigScores, RetrievalReport, load_qasper
+from qa_core.experiment import Experiment, Retrieval, token_splitter
 from qa_core.models import Chunk, Document, Span
 from qa_core.settings import Settings
-from qa_core.store import EdgeStore, SearchQuery
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATA = SHARED / "data" / "qasper-dev"
@@ -51,10 +37,8 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "embeddings.sqlite"
 DEPTH = 20  # hits per question: MRR@20, and enough small chunks to fill the budget
 K = 5
 BUDGET = 5000
-WORKSPACE = "bench"
 
 Vectors = npt.NDArray[np.float32]
-Mode = Literal["hybrid", "dense", "sparse"]
 
 
 def log(message: str) -> None:
@@ -62,13 +46,14 @@ def log(message: str) -> None:
 
 
 class EmbeddingCache:
-    """e5 vectors in a sqlite file, keyed by model, kind and sha1 of the text."""
+    """An Embedder that keeps e5 vectors in a sqlite file, keyed by model, kind and text sha1."""
 
     def __init__(self, path: Path, embedder: LocalE5) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path)
         self.db.execute("CREATE TABLE IF NOT EXISTS vec (key TEXT PRIMARY KEY, data BLOB)")
         self.embedder = embedder
+        self.name, self.dim = embedder.name, embedder.dim
 
     def _key(self, kind: str, text: str) -> str:
         return f"{self.embedder.name}/{kind}/{hashlib.sha1(text.encode()).hexdigest()}"
@@ -83,7 +68,7 @@ class EmbeddingCache:
                 found[key] = np.frombuffer(data, dtype=np.float32)
         return found
 
-    def passages(self, texts: Sequence[str]) -> Vectors:
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
         keys = [self._key("passage", t) for t in texts]
         found = self._get(keys)
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
@@ -102,7 +87,7 @@ class EmbeddingCache:
             log(f"  embedded {done}/{len(missing)} new chunks ({rate:.1f}/s)")
         return np.vstack([found[k] for k in keys]).astype(np.float32)
 
-    def query(self, text: str) -> Vectors:
+    def embed_query(self, text: str) -> Vectors:
         key = self._key("query", text)
         found = self._get([key])
         if key not in found:
@@ -143,107 +128,13 @@ def char_chunks(doc: Document, paper_id: str, size: int = 1000, overlap: int = 5
     return chunks
 
 
-@dataclass(frozen=True, slots=True)
-class Retrieval:
-    """How to search an index; ``top`` keeps only that many hits (the seed shows 4)."""
-
-    label: str
-    mode: Mode = "hybrid"
-    dense_weight: float = 2.0
-    sparse_weight: float = 1.0
-    top: int = DEPTH
-
-
-Splitter = Callable[[Document, str], list[Chunk]]
-
-
-def token_splitter(size: int, overlap: int) -> Splitter:
-    def split(doc: Document, paper_id: str) -> list[Chunk]:
-        return chunking.split(doc, paper_id, size=size, overlap=overlap)
-
-    return split
-
-
-class Bench:
-    """Loaded papers, their gold evidence and query vectors, and the embedding cache."""
-
-    def __init__(self, papers: list[QasperPaper], cache: EmbeddingCache) -> None:
-        self.papers = papers
-        self.cache = cache
-        self.docs = {p.paper_id: document_from_text(p.text) for p in papers}
-        self.questions = [
-            (p.paper_id, q.question, gold)
-            for p in papers
-            for q in p.questions
-            if (gold := gold_sets(q, p.text))
-        ]
-        self.skipped = sum(len(p.questions) for p in papers) - len(self.questions)
-        log(f"embedding {len(self.questions)} queries")
-        self.vectors = [cache.query(text) for _, text, _ in self.questions]
-
-    def run(
-        self, name: str, splitter: Splitter, retrievals: Sequence[Retrieval]
-    ) -> list[ConfigScores]:
-        """Index every paper's chunks in a fresh EdgeStore, then score each retrieval on it."""
-        log(f"{name}: chunking {len(self.papers)} papers")
-        chunks = {pid: splitter(doc, pid) for pid, doc in self.docs.items()}
-        flat = [c for cs in chunks.values() for c in cs]
-        avg_chars = sum(len(c.text) for c in flat) / len(flat)
-        log(f"{name}: {len(flat)} chunks, {avg_chars:.0f} chars on average")
-        vectors = self.cache.passages([chunking.embedding_text(c) for c in flat])
-        rows = []
-        with tempfile.TemporaryDirectory() as tmp:
-            store = EdgeStore(tmp, embedding_name=self.cache.embedder.name, dim=LocalE5.dim)
-            try:
-                at = 0
-                for pid, cs in chunks.items():
-                    store.add(cs, vectors[at : at + len(cs)], workspace=WORKSPACE, title=pid)
-                    at += len(cs)
-                for retrieval in retrievals:
-                    scores = self._score(store, retrieval)
-                    rows.append(aggregate(retrieval.label, scores, avg_chars))
-                    log(f"  {retrieval.label}: budgeted recall {rows[-1].budget_recall:.3f}")
-            finally:
-                store.close()
-        return rows
-
-    def _score(self, store: EdgeStore, retrieval: Retrieval) -> list[QuestionScore]:
-        scores = []
-        for (pid, text, gold), vector in zip(self.questions, self.vectors, strict=True):
-            query = SearchQuery(
-                text=text,
-                vector=vector,
-                k=DEPTH,
-                papers=[pid],
-                workspace=WORKSPACE,
-                mode=retrieval.mode,
-                dense_weight=retrieval.dense_weight,
-                sparse_weight=retrieval.sparse_weight,
-            )
-            ranking = [hit.chunk.spans for hit in store.search(query)][: retrieval.top]
-            scores.append(score_question(gold, ranking, k=K, budget_chars=BUDGET))
-        return scores
-
-    def report(self, rows: list[ConfigScores]) -> RetrievalReport:
-        return RetrievalReport(
-            papers=len(self.papers),
-            questions=len(self.questions),
-            skipped=self.skipped,
-            rows=rows,
-            k=K,
-            budget_chars=BUDGET,
-            depth=DEPTH,
-        )
-
-
-def main_comparison(bench: Bench) -> RetrievalReport:
+def main_comparison(bench: Experiment) -> RetrievalReport:
     """The app's defaults (chunking and RRF weights from Settings) against the baselines."""
     default = {name: field.default for name, field in Settings.model_fields.items()}
     size, overlap = default["chunk_tokens"], default["chunk_overlap"]
     dense, sparse = default["dense_weight"], default["sparse_weight"]
     ours = f"{size} tok / {overlap} overlap"
     rows = bench.run(
-        ours,
         token_splitter(size, overlap),
         [
             Retrieval(
@@ -256,7 +147,6 @@ def main_comparison(bench: Bench) -> RetrievalReport:
         ],
     )
     rows += bench.run(
-        "seed 1000/50 chars",
         char_chunks,
         [
             Retrieval(
@@ -270,13 +160,12 @@ def main_comparison(bench: Bench) -> RetrievalReport:
     return bench.report(rows)
 
 
-def sweep(bench: Bench) -> RetrievalReport:
+def sweep(bench: Experiment) -> RetrievalReport:
     rows: list[ConfigScores] = []
     for size in (128, 200, 300):
         for overlap in (0, 40):
             name = f"{size} tok / {overlap} overlap"
             rows += bench.run(
-                name,
                 token_splitter(size, overlap),
                 [
                     Retrieval(f"hybrid 2:1, {name}"),
@@ -325,13 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = EmbeddingCache(CACHE, LocalE5())
     started = time.monotonic()
     papers = load_qasper(DATA, limit_papers=args.papers or None)
-    report = main_comparison(Bench(papers, cache))
+    report = main_comparison(Experiment(papers, cache, k=K, budget_chars=BUDGET, depth=DEPTH))
     print("## Within-paper evidence retrieval\n\n" + report.table() + "\n\n" + verdict(report))
     if args.sweep_papers:
         subset = load_qasper(DATA, limit_papers=args.sweep_papers)
         print(
             "\n## Chunk size, overlap and RRF weights (hybrid)\n\n"
-            + sweep(Bench(subset, cache)).table()
+            + sweep(Experiment(subset, cache, k=K, budget_chars=BUDGET, depth=DEPTH)).table()
         )
     print("\n" + NOTE)
     log(f"done in {time.monotonic() - started:.0f} s")

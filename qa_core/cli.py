@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from qa_core import batch
+from qa_core import batch, evaluate, experiment
 from qa_core.errors import MarginError
 from qa_core.export import answer_json
 from qa_core.export import hit_json as _hit_json
@@ -66,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
     agr.add_argument("--labels", type=Path, required=True, help="CSV: a paper per row, y/n")
     agr.add_argument("--map", type=Path, help="JSON/CSV: label variable -> question ids")
     agr.add_argument("--json", action="store_true")
+    for name, text in (
+        ("retrieval", "QASPER evidence recall@k and MRR of the configured pipeline"),
+        ("answers", "QASPER Answer-F1 and abstention on unanswerable questions (needs an LLM)"),
+        ("templates", "compare two templates on a pilot set of QASPER questions (needs an LLM)"),
+    ):
+        q = evs.add_parser(name, help=text)
+        if name == "templates":
+            q.add_argument("a", help="template name or .txt file")
+            q.add_argument("b", help="template name or .txt file")
+        q.add_argument("--qasper", type=Path, required=True, help="QASPER folder or JSON file")
+        q.add_argument("--papers", type=int, default=20, help="first N papers by id; 0 = all")
+        if name != "retrieval":
+            q.add_argument("--template", help="template name or .txt file (answers)")
+            q.add_argument("--pilot", type=int, help="at most N questions")
     return p
 
 
@@ -218,8 +232,30 @@ def _extract(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
     return 1 if failed or matrix.cancelled else 0
 
 
+def _eval_qasper(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
+    s = svc.settings
+    papers = evaluate.load_qasper(args.qasper, limit_papers=args.papers or None)
+    exp = experiment.Experiment(papers, svc.embedder)
+    if args.eval_command == "retrieval":
+        label = f"hybrid {s.dense_weight:g}:{s.sparse_weight:g}, {s.chunk_tokens}/{s.chunk_overlap}"
+        way = experiment.Retrieval(
+            label, dense_weight=s.dense_weight, sparse_weight=s.sparse_weight
+        )
+        splitter = experiment.token_splitter(s.chunk_tokens, s.chunk_overlap)
+        out.write(exp.report(exp.run(splitter, [way])).table() + "\n")
+        return 0
+    if svc.chat is None:
+        raise MarginError("This evaluation needs an LLM; set OPENAI_BASE_URL / OPENAI_API_KEY.")
+    names = [args.a, args.b] if args.eval_command == "templates" else [args.template]
+    templates = [svc.templates.get(n) if n else svc.templates.active() for n in names]
+    scores = exp.answers(svc.chat, templates, s, limit=args.pilot)
+    out.write(experiment.ANSWER_TABLE_HEAD + "\n" + "\n".join(x.row() for x in scores) + "\n")
+    return 0
+
+
 def _eval(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
-    # One function per `eval` sub-command (retrieval, answers, templates join here).
+    if args.eval_command != "agreement":
+        return _eval_qasper(svc, args, out)
     labels = batch.load_labels(args.labels)
     mapping = batch.load_label_map(args.map)
     questions = batch.QuestionSetStore(svc.settings.data_dir).get(args.questions)
