@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import builtins
 import csv
-import hashlib
 import io
 import json
-import os
-import re
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa_core import prompts
+from qa_core._files import slug, write_atomic
 from qa_core.errors import MarginError
 
 __all__ = ["BUILTIN_NAME", "Question", "QuestionSet", "QuestionSetStore", "load_csv", "to_csv"]
@@ -159,23 +156,6 @@ def to_csv(questions: QuestionSet) -> str:
     return out.getvalue()
 
 
-def _slug(name: str) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "questions"
-    return f"{base}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
-
-
-def _write_atomic(path: Path, data: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class QuestionSetStore:
     """The built-in set plus the user's sets: ``data_dir/question_sets/<slug>.csv``.
 
@@ -229,10 +209,10 @@ class QuestionSetStore:
         load_csv(to_csv(questions))  # the same checks as a file the user wrote
         with _LOCK:
             index = self._index()
-            slug = index.get(name, {}).get("slug") or _slug(name)
-            _write_atomic(self.root / f"{slug}.csv", to_csv(questions))
-            index[name] = {"slug": slug, "citation": questions.citation}
-            _write_atomic(self.root / "index.json", json.dumps(index, indent=1, ensure_ascii=False))
+            stem = index.get(name, {}).get("slug") or slug(name, "questions")
+            write_atomic(self.root / f"{stem}.csv", to_csv(questions))
+            index[name] = {"slug": stem, "citation": questions.citation}
+            write_atomic(self.root / "index.json", json.dumps(index, indent=1, ensure_ascii=False))
         return QuestionSet(name, questions.citation, list(questions.questions))
 
     def delete(self, name: str) -> None:
@@ -242,5 +222,5 @@ class QuestionSetStore:
             entry = index.pop(name, None)
             if entry is None:
                 raise MarginError(f"No saved question set is named {name!r}.")
-            _write_atomic(self.root / "index.json", json.dumps(index, indent=1, ensure_ascii=False))
+            write_atomic(self.root / "index.json", json.dumps(index, indent=1, ensure_ascii=False))
             (self.root / f"{entry['slug']}.csv").unlink(missing_ok=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 from qa_core import chunking, pdf
+from qa_core._files import write_atomic
 from qa_core.embeddings import Embedder
 from qa_core.errors import DuplicatePaper, MarginError, PaperNotFound
 from qa_core.models import Paper
@@ -226,11 +226,8 @@ class Library:
 
     def _write_pdf(self, pid: str, data: bytes) -> None:
         target = self._pdfs / f"{pid}.pdf"
-        if target.exists():
-            return
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        if not target.exists():
+            write_atomic(target, data)
 
     def _remove(self, workspace: str, pid: str) -> None:
         self.store.delete(pid, workspace=workspace)
@@ -258,5 +255,5 @@ class Library:
                     self.store.delete(pid, workspace=workspace)
             known = {pid for (pid,) in self._db.execute("SELECT paper_id FROM papers")}
             for path in self._pdfs.iterdir():
-                if path.suffix == ".tmp" or path.stem not in known:
+                if path.suffix != ".pdf" or path.stem not in known:
                     path.unlink(missing_ok=True)

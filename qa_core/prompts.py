@@ -18,9 +18,7 @@ import builtins
 import difflib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from typing import TypedDict
 import tiktoken
 
 from qa_core import tokens
+from qa_core._files import slug, write_atomic
 from qa_core.errors import PromptTooLong, TemplateError
 
 __all__ = [
@@ -218,24 +217,6 @@ def competency_questions(*, exact: bool = False) -> list[str]:
     return [line if exact else line.rstrip() for line in lines if line.strip()]
 
 
-def _slug(name: str) -> str:
-    # The name's own hash keeps names that slugify alike ("A b", "a-b") apart.
-    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "template"
-    return f"{base}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
-
-
-def _write_atomic(path: Path, data: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class TemplateStore:
     """Presets plus the user's saved templates under ``data_dir/templates``.
 
@@ -314,18 +295,18 @@ class TemplateStore:
         with _INDEX_LOCK:
             index = self._index()
             old = index.get(name)
-            slug = old["slug"] if old else _slug(name)
+            folder = old["slug"] if old else slug(name, "template")
             # Re-saving an older text makes it the latest again instead of duplicating it.
             versions = [v for v in (old["versions"] if old else []) if v != template.hash]
-            path = self.root / slug / f"{template.hash}.txt"
+            path = self.root / folder / f"{template.hash}.txt"
             if not path.exists():
-                _write_atomic(path, text)
+                write_atomic(path, text)
             index[name] = {
-                "slug": slug,
+                "slug": folder,
                 "numbered": numbered,
                 "versions": [*versions, template.hash],
             }
-            _write_atomic(self.root / "index.json", json.dumps(index, indent=1, ensure_ascii=False))
+            write_atomic(self.root / "index.json", json.dumps(index, indent=1, ensure_ascii=False))
         return template
 
     def active(self) -> Template:
@@ -341,7 +322,7 @@ class TemplateStore:
         """Make the preset or saved template ``name`` the active one."""
         if name not in PRESETS and name not in self._index():
             raise TemplateError(f"No template is named {name!r}; save it before making it active.")
-        _write_atomic(self.root / "active.json", json.dumps({"name": name}, ensure_ascii=False))
+        write_atomic(self.root / "active.json", json.dumps({"name": name}, ensure_ascii=False))
         return self.get(name)
 
     @staticmethod
