@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from qa_core.models import Answer, Hit, Quote
+from qa_core import evidence
+from qa_core.models import Answer, Chunk, Context, Hit, Page, Quote, Span
 
-__all__ = ["answer_json", "hit_json", "quote_json"]
+__all__ = ["answer_from_json", "answer_json", "hit_json", "quote_json"]
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
@@ -51,3 +53,72 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "contexts": [{"n": c.n, **hit_json(c.hit)} for c in answer.contexts],
         "quotes": [quote_json(q) for q in answer.quotes],
     }
+
+
+def answer_from_json(data: Mapping[str, Any], pages: Callable[[str], Sequence[Page]]) -> Answer:
+    """The :class:`Answer` an :func:`answer_json` object describes, to show its evidence again.
+
+    The JSON keeps each passage's text and pages but not its page-text spans, nor where each
+    quote matched: the spans are found again in ``pages(paper_id)`` and the quotes verified
+    again against them (the same rules on the same text give the same statuses).
+    """
+    contexts = [
+        Context(
+            int(c["n"]),
+            Hit(
+                Chunk(
+                    paper_id=c["paper_id"],
+                    chunk_id=c["chunk_id"],
+                    index=_index(c["chunk_id"]),
+                    text=c["text"],
+                    spans=_locate(c["text"], c["page_start"], c["page_end"], pages(c["paper_id"])),
+                    section=c.get("section", ""),
+                ),
+                float(c["score"]),
+                c.get("title", ""),
+            ),
+        )
+        for c in data.get("contexts", [])
+    ]
+    quotes = data.get("quotes", [])
+    candidates = [evidence.QuoteCandidate(q["text"], q["context_n"]) for q in quotes]
+    template = data.get("template") or {}
+    return Answer(
+        question=data["question"],
+        answer=data["answer"],
+        status=data["status"],
+        model=data.get("model"),
+        template_name=template.get("name", ""),
+        template_hash=template.get("hash", ""),
+        prompt=data.get("prompt", ""),
+        contexts=contexts,
+        quotes=evidence.verify(candidates, contexts, pages) if candidates else [],
+        usage=dict(data.get("usage") or {}),
+        timings=dict(data.get("timings") or {}),
+        notice=data.get("notice", ""),
+    )
+
+
+def _index(chunk_id: str) -> int:
+    number = chunk_id.rpartition(":")[2]  # chunk ids are paper_id:index
+    return int(number) if number.isdigit() else 0
+
+
+def _locate(text: str, first: int, last: int, pages: Sequence[Page]) -> tuple[Span, ...]:
+    """The spans of a passage: its text is one piece of each of its pages joined by ``\\n``
+    (see :mod:`qa_core.chunking`), the longest piece that fits a page taken first. Text no page
+    holds any more gets empty spans on its first and last page: shown, never highlighted."""
+    spans: list[Span] = []
+    rest = text
+    for number in range(first, min(last, len(pages)) + 1):
+        page = pages[number - 1].text
+        cuts = [i for i, ch in enumerate(rest) if ch == "\n"] + [len(rest)]
+        for cut in reversed(cuts):
+            start = page.find(rest[:cut]) if cut else -1
+            if start >= 0:
+                spans.append(Span(number, start, start + cut))
+                rest = rest[cut + 1 :]
+                break
+        if not rest:
+            return tuple(spans)
+    return (Span(first, 0, 0), Span(last, 0, 0))

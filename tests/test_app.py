@@ -6,6 +6,8 @@ between tests so each test's environment (LLM endpoint, public mode, keys) takes
 
 from __future__ import annotations
 
+import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from qa_core import build
+from qa_core import batch, build
+from qa_core.export import answer_from_json, answer_json
 from qa_core.prompts import DEFAULT_TEMPLATE_NAME, TemplateStore
 from qa_core.service import NO_LLM_NOTICE
 from qa_core.settings import Settings
@@ -27,7 +30,13 @@ PAPER = make_pdf(METHODS_PAPER, title=TITLE)
 QUOTE = "a learning rate of 0.0025 and a batch size of 4"
 REPLY = 'The network was trained with stochastic gradient descent, "' + QUOTE + '" [{n}].'
 SECRET = "sk-test-SECRET123"
-PAGES = ["pages/ask.py", "pages/library.py", "pages/templates.py", "pages/settings.py"]
+PAGES = [
+    "pages/ask.py",
+    "pages/library.py",
+    "pages/matrix.py",
+    "pages/templates.py",
+    "pages/settings.py",
+]
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +263,151 @@ def test_public_mode_gives_each_session_its_own_workspace(env: pytest.MonkeyPatc
     back.query_params["ws"] = token
     back.run()
     assert back.session_state["margin_workspace"] == token
+
+
+# -- Matrix -----------------------------------------------------------------------------------
+
+TWO_QUESTIONS = (
+    "id,name,question\n"
+    "hp,Hyperparameters,What are the hyperparameters of the model?\n"
+    "hw,Hardware,Which hardware was used for training?\n"
+)
+
+
+def matrix_page(env: pytest.MonkeyPatch, llm_server: LLMServer, models: str) -> AppTest:
+    """The Matrix page on the loopback endpoint, with the two-question set imported."""
+    env.setenv("OPENAI_BASE_URL", llm_server.base_url)
+    env.setenv("MARGIN_CHAT_MODEL", "model-a")
+    at = app("pages/matrix.py")
+    at.file_uploader[0].set_value(("two.csv", TWO_QUESTIONS.encode(), "text/csv")).run()
+    assert at.success[0].value == "Imported 2 questions as 'two'."
+    assert at.selectbox(key="mx_set").value == "two"
+    at.text_area[0].set_value(models.format(url=llm_server.base_url)).run()
+    return at
+
+
+def finish(at: AppTest, button: str) -> AppTest:
+    """Press Start/Resume/Retry failed and wait for the run's thread; the next run draws it."""
+    [press] = [b for b in at.button if b.label == button]
+    press.click().run()
+    job = at.session_state["mx_job"]
+    deadline = time.monotonic() + 60
+    while job.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not job.running and job.error is None, job.error
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_matrix_shows_where_models_disagree_and_every_models_evidence(
+    env: pytest.MonkeyPatch, llm_server: LLMServer
+) -> None:
+    llm_server.set_default("model-a", REPLY.format(n=1))
+    llm_server.set_default("model-c", REPLY.format(n=1))
+    llm_server.set_default("model-b", "NOT REPORTED")
+    at = finish(matrix_page(env, llm_server, "model-a\nc=model-c@{url}\nb=model-b@{url}"), "Start")
+    assert llm_server.count("/v1/chat/completions") == 6  # 2 questions x 3 models, 1 paper
+
+    grid = at.dataframe[0].value
+    assert list(grid.columns) == ["hp Hyperparameters", "hw Hardware"]
+    assert list(grid.index) == [TITLE]
+    assert set(grid.iloc[0]) == {"yes 2/3 ⚠"}
+    kappas = at.dataframe[1].value["Cohen's κ"]
+    assert kappas["model-a · c"] == 1.0 and kappas["model-a · b"] == 0.0
+    assert at.image, "the agreement heatmap"
+    labels = [b.label for b in at.download_button]
+    assert {"Wide CSV", "Wide JSON", "Long CSV", "Long JSON"} <= set(labels)
+
+    at.selectbox(key="mx_question").set_value("hw").run()  # open a cell: every model's answer
+    assert not at.exception
+    assert [t.label for t in at.tabs] == ["model-a", "c", "b"]
+    verdicts = [m.value for m in at.markdown if m.value.startswith("Reported:")]
+    assert [v.split("**")[1] for v in verdicts] == ["yes", "yes", "no"]
+    assert any(m.value == "NOT REPORTED" for m in at.markdown)
+    assert sum(f"<mark>{QUOTE}</mark>" in h.value for h in at.html) >= 2
+    assert len(at.image) >= 3, "the heatmap and a highlighted page per answering model"
+    text = rendered(at)
+    assert ":green-badge[answered]" in text and ":orange-badge[not reported]" in text
+
+    at.toggle[0].set_value(True).run()  # disagreements only: every cell disagrees here
+    assert at.dataframe[0].value.shape == (1, 2)
+
+    out = io.StringIO()  # what the export buttons serve (AppTest cannot press a download)
+    batch.export(at.session_state["mx_job"].result, out, shape="wide", fmt="csv")
+    header = out.getvalue().splitlines()[0]
+    assert header.startswith("paper_id,title,doi,question_id,question_name,question,majority")
+    assert header.endswith("model:model-a,model:c,model:b")
+
+    finish(at, "Start")  # again: every cell comes from the cache
+    assert llm_server.count("/v1/chat/completions") == 6
+    assert at.caption[-1].value.startswith("6 of 6 cells; 0 computed now")
+
+
+def test_matrix_cancel_keeps_finished_cells_and_resume_runs_only_the_rest(
+    env: pytest.MonkeyPatch, llm_server: LLMServer
+) -> None:
+    llm_server.script("slow", ("sleep", 3.0, REPLY.format(n=1)))
+    llm_server.set_default("slow", REPLY.format(n=1))
+    at = matrix_page(env, llm_server, "s=slow@{url}")
+    at.slider[0].set_value(1).run()  # one request at a time: the second cell waits
+    [start] = [b for b in at.button if b.label == "Start"]
+    start.click().run()
+    [cancel] = [b for b in at.button if b.label == "Cancel"]
+    cancel.click().run()
+    job = at.session_state["mx_job"]
+    deadline = time.monotonic() + 60
+    while job.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at.run()
+    matrix = job.result
+    assert matrix.cancelled and len(matrix.cells) < 2
+    assert "Cancelled" in at.warning[0].value
+    assert "—" in set(at.dataframe[0].value.iloc[0]), "the cell never run"
+
+    finish(at, "Resume")
+    resumed = at.session_state["mx_job"].result
+    assert not resumed.cancelled and len(resumed.cells) == 2
+    assert llm_server.count("/v1/chat/completions") == 2, "no cell was asked twice"
+
+
+def test_matrix_without_llm_says_it_needs_an_endpoint() -> None:
+    at = app("pages/matrix.py")
+    assert [i.value for i in at.info] == [
+        "The matrix needs a chat model: set OPENAI_BASE_URL and MARGIN_CHAT_MODEL."
+    ]
+    [start] = [b for b in at.button if b.label == "Start"]
+    assert start.disabled
+    assert at.selectbox(key="mx_set").value == batch.BUILTIN_NAME
+    assert any(batch.CITATION in c.value for c in at.caption)
+
+
+def test_public_matrix_asks_only_the_configured_model_and_keeps_sets_per_session(
+    env: pytest.MonkeyPatch, llm_server: LLMServer
+) -> None:
+    env.setenv("MARGIN_PUBLIC", "true")
+    env.setenv("OPENAI_BASE_URL", llm_server.base_url)
+    env.setenv("MARGIN_CHAT_MODEL", "model-a")
+    first = app("pages/matrix.py")
+    assert not first.text_area, "no visitor-chosen models, endpoints or API keys"
+    first.file_uploader[0].set_value(("two.csv", TWO_QUESTIONS.encode(), "text/csv")).run()
+    assert "two" in first.selectbox(key="mx_set").options
+    second = app("pages/matrix.py")
+    assert second.selectbox(key="mx_set").options == [batch.BUILTIN_NAME]
+
+
+def test_a_stored_answer_shows_the_same_evidence_again(
+    data_dir: Path, llm_server: LLMServer
+) -> None:
+    llm_server.set_default(
+        "m", f'"{QUOTE}" [1], "implemented in PyTorch 1.4" [2], "not in it" [1].'
+    )
+    settings = Settings(data_dir=data_dir, openai_base_url=llm_server.base_url, chat_model="m")
+    svc = build(settings)
+    try:
+        answer = svc.ask("Which hyperparameters were used?")
+        again = answer_from_json(answer_json(answer), svc.pages)
+    finally:
+        svc.close()
+    assert [c.hit.chunk for c in again.contexts] == [c.hit.chunk for c in answer.contexts]
+    assert again.quotes == answer.quotes and answer.quotes
