@@ -223,7 +223,7 @@ def evidence_view(svc: Service, answer: Answer, key: str) -> None:
     """An answer's evidence: its quotes with their check (✓ ⚠ ✗), the page of a chosen quote or
     passage (the passage lightly highlighted, the quote darkly), and the passages with the
     found quotes marked. ``key`` keeps the widgets of several views apart."""
-    from qa_core import evidence  # deferred: numpy, for pages that never show evidence
+    from qa_core import highlights  # deferred: kept off the cold-start path
 
     for q in answer.quotes:
         st.markdown(md(_quote_line(q)))
@@ -247,7 +247,7 @@ def evidence_view(svc: Service, answer: Answer, key: str) -> None:
     chunk = context.hit.chunk
     page = quote.page if quote and quote.page else chunk.page_start
     try:
-        light, dark = evidence.page_highlights(chunk, quote, svc.pages(chunk.paper_id)[page - 1])
+        light, dark = highlights.page_highlights(chunk, quote, svc.pages(chunk.paper_id)[page - 1])
         png = page_png(svc.workspace, chunk.paper_id, page, tuple(light), tuple(dark))
         st.image(png, caption=f"{context.hit.title} — p. {page}")
     except Exception as exc:
@@ -262,4 +262,4 @@ def evidence_view(svc: Service, answer: Answer, key: str) -> None:
                     f"{ch.section or '—'} · score {c.hit.score:.3f}"
                 )
             )
-            st.html(evidence.mark_html(ch.text, evidence.chunk_marks(ch, answer.quotes)))
+            st.html(highlights.mark_html(ch.text, highlights.chunk_marks(ch, answer.quotes)))

@@ -13,7 +13,7 @@ from qa_core.embeddings import Embedder
 from qa_core.errors import MarginError
 from qa_core.library import IngestResult, Library, Progress
 from qa_core.llm import ChatModel
-from qa_core.models import Answer, Context, Hit, Page, Paper
+from qa_core.models import Answer, Box, Context, Hit, Page, Paper
 from qa_core.prompts import Template, TemplateStore
 from qa_core.settings import Settings
 from qa_core.store import SearchQuery
@@ -99,8 +99,8 @@ class Service:
         self,
         paper_id: str,
         page: int,
-        light: Sequence[evidence.Box] = (),
-        dark: Sequence[evidence.Box] = (),
+        light: Sequence[Box] = (),
+        dark: Sequence[Box] = (),
         zoom: float = 1.5,
     ) -> bytes:
         return pdf.page_png(self.pdf_bytes(paper_id), page, light=light, dark=dark, zoom=zoom)

@@ -17,15 +17,8 @@ import pytest
 
 from qa_core import chunking, evidence, pdf
 from qa_core.answers import QuoteCandidate
-from qa_core.evidence import (
-    chunk_boxes,
-    chunk_marks,
-    extractive,
-    mark_html,
-    normalize,
-    page_highlights,
-    verify,
-)
+from qa_core.evidence import extractive, normalize, verify
+from qa_core.highlights import chunk_boxes, chunk_marks, mark_html, page_highlights
 from qa_core.models import Chunk, Context, Hit, Page, Quote, Span, Word
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
