@@ -29,8 +29,7 @@ EXPORTS = list(product(("wide", "long"), ("csv", "json")))
 st.title("Matrix")
 svc = ui.service()
 public = svc.settings.public
-root = svc.settings.data_dir  # public: each visitor's imported sets are their own
-store = batch.QuestionSetStore(root if not public else root / "workspaces" / svc.workspace)
+store = batch.QuestionSetStore(svc.user_dir)  # public: each visitor's imported sets are their own
 job: ui.Job | None = st.session_state.get(JOB)
 last: Matrix | None = job.result if job and not job.running else None
 

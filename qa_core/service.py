@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -47,10 +48,25 @@ class Service:
         self.workspace = workspace
 
     def for_workspace(self, workspace: str) -> Service:
-        """The same clients, another workspace (public deployments: one per visitor)."""
-        return Service(
+        """The same clients, another workspace (public deployments: one per visitor).
+
+        Its papers, saved templates (and which one is active) and question sets are its own.
+        """
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", workspace):
+            raise MarginError("A workspace name is 1-64 letters, digits, '-' or '_'.")
+        service = Service(
             self.settings, self.library, self.embedder, self.chat, self.templates, workspace
         )
+        if workspace != "default":
+            service.templates = TemplateStore(service.user_dir)
+        return service
+
+    @property
+    def user_dir(self) -> Path:
+        """Where this workspace keeps its own files (templates, question sets)."""
+        if self.workspace == "default":
+            return self.settings.data_dir
+        return self.settings.data_dir / "workspaces" / self.workspace
 
     # -- library ---------------------------------------------------------------------------
 

@@ -179,3 +179,14 @@ def test_quote_free_answer_gets_aligned_source_sentences(svc: Service) -> None:
     )
     assert answer.quotes  # type: ignore[attr-defined]
     assert all(q.status == "verified" and q.page == 1 for q in answer.quotes)  # type: ignore[attr-defined]
+
+
+def test_workspaces_keep_their_own_templates(svc: Service) -> None:
+    alice, bob = svc.for_workspace("alice-ws"), svc.for_workspace("bob-ws")
+    alice.templates.save("mine", "Q: {question}\n{context}")
+    alice.templates.set_active("mine")
+    assert alice.templates.active().name == "mine"
+    assert bob.templates.active().name == svc.templates.active().name != "mine"
+    assert "mine" not in [t.name for t in bob.templates.list()]
+    with pytest.raises(MarginError):
+        svc.for_workspace("../escape")
