@@ -248,8 +248,10 @@ class Library:
                 "SELECT workspace, paper_id FROM papers WHERE state != 'ready'"
             ).fetchall():
                 self._remove(workspace, pid)
+            # Points without any row (e.g. a lost registry) are swept only from a store we own
+            # alone: on a shared Qdrant server they may be another Margin instance's papers.
             workspaces = [w for (w,) in self._db.execute("SELECT DISTINCT workspace FROM papers")]
-            for workspace in {*workspaces, "default"}:
+            for workspace in {*workspaces, "default"} if self.store.exclusive else ():
                 ready = set(self.ready_ids(workspace))
                 for pid in self.store.paper_ids(workspace) - ready:
                     self.store.delete(pid, workspace=workspace)

@@ -13,9 +13,12 @@ import pytest
 
 from qa_core import build
 from qa_core.errors import EmbeddingMismatch, MarginError
+from qa_core.library import Library
 from qa_core.llm import QueueModel
+from qa_core.models import Chunk, Span
 from qa_core.service import NO_LLM_NOTICE, Service
 from qa_core.settings import Settings
+from qa_core.store import ServerStore
 from tests.netguard import loopback_only
 from tests.pdfmaker import METHODS_PAPER, make_pdf
 
@@ -190,3 +193,16 @@ def test_workspaces_keep_their_own_templates(svc: Service) -> None:
     assert "mine" not in [t.name for t in bob.templates.list()]
     with pytest.raises(MarginError):
         svc.for_workspace("../escape")
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_orphan_points_are_swept_only_from_a_store_we_own(tmp_path: Path, exclusive: bool) -> None:
+    emb = _OtherEmbedder()
+    store = ServerStore("c", embedding_name=emb.name, dim=emb.dim, path=tmp_path / "q")
+    store.exclusive = exclusive  # False: as a Qdrant server that other instances share
+    theirs = Chunk("0123456789abcdef", "0123456789abcdef:0", 0, "their text", (Span(1, 0, 10),))
+    store.add([theirs], emb.embed_passages(["x"]), workspace="default", title="theirs")
+    library = Library(tmp_path / "mine", store, emb, chunk_tokens=300, chunk_overlap=0)
+    assert (store.paper_ids("default") == set()) is exclusive
+    library.close()
+    store.close()

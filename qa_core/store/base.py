@@ -34,6 +34,10 @@ class SearchQuery:
 class VectorStore(Protocol):
     """Chunks with a dense vector and a BM25 sparse vector; hybrid search with filters."""
 
+    #: True when this process is the store's only user (embedded engine, local mode); False
+    #: for a server that other Margin instances may share, whose papers this one cannot see.
+    exclusive: bool
+
     def add(self, chunks: Sequence[Chunk], vectors: Vectors, *, workspace: str, title: str) -> None:
         """Write the chunks of one paper (idempotent: same chunk ids overwrite)."""
 

@@ -49,6 +49,7 @@ class EdgeStore:
 
     def __init__(self, path: str | os.PathLike[str], *, embedding_name: str, dim: int) -> None:
         self.path = Path(path)
+        self.exclusive = True  # the engine locks its folder to one process
         self.embedding_name = embedding_name
         self.dim = dim
         self._lock = threading.Lock()

@@ -68,6 +68,7 @@ class ServerStore:
         self.embedding_name = embedding_name
         self.dim = dim
         self._local = path is not None or url == ":memory:"
+        self.exclusive = self._local
         self._where = str(path) if path is not None else str(url)
         self._lock = threading.Lock()
         try:
