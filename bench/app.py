@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from qa_core import build  # noqa: E402
 from qa_core.settings import Settings  # noqa: E402
 from tests.pdfmaker import METHODS_PAPER, make_pdf  # noqa: E402
+from tests.streamlit_run import free_port, spawn  # noqa: E402
 
 COLD_TARGET, RERUN_TARGET, RERUNS = 3.0, 0.200, 20
 COLD_APPTEST = (
@@ -41,12 +41,6 @@ COLD_APPTEST = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def cold_browser(env: dict[str, str]) -> tuple[float, float] | tuple[None, None]:
     """Seconds from spawning ``streamlit run`` to the question box and to the Ask button."""
     chromium = shutil.which("chromium")
@@ -56,31 +50,13 @@ def cold_browser(env: dict[str, str]) -> tuple[float, float] | tuple[None, None]
         return None, None
     if chromium is None:
         return None, None
-    port = _free_port()
+    port = free_port()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=chromium, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
         )
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "streamlit_app.py",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-                "--server.address",
-                "127.0.0.1",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = spawn(port, env)
         try:
             url = f"http://127.0.0.1:{port}"
             while time.perf_counter() - start < 60:

@@ -7,9 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,6 +26,7 @@ from qa_core.models import Paper
 from qa_core.prompts import PRESETS
 from qa_core.service import Service, build
 from qa_core.settings import Settings
+from tests.cli_runner import margin
 from tests.llm_server import LLMServer
 from tests.pdfmaker import METHODS_PAPER, make_pdf
 
@@ -724,21 +722,6 @@ def test_export_needs_a_known_suffix(exported: Matrix, tmp_path: Path) -> None:
 
 
 # -- the command line -------------------------------------------------------------------------
-
-
-def margin(data: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MARGIN_", "QDRANT_"))
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "qa_core", "--data-dir", str(data), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**clean, **env},
-    )
 
 
 def test_cli_extract_and_eval_agreement(

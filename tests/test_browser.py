@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ import pytest
 
 from tests.llm_server import LLMServer
 from tests.pdfmaker import METHODS_PAPER, make_pdf
+from tests.streamlit_run import free_port, spawn
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -34,12 +33,6 @@ QUESTION = "Which frameworks are used to build the deep learning model (e.g., Te
 QUOTE = "We used the Faster R-CNN architecture implemented in PyTorch 1.4"
 REPLY = f'The model was built with PyTorch: "{QUOTE}" [1].'
 SECOND = 1000.0  # Playwright counts milliseconds
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, limit: float) -> None:
@@ -62,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make test installs it: apt-get install chromium)")
     ARTIFACTS.mkdir(exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = ARTIFACTS / "streamlit.log"
     with LLMServer() as llm, log.open("wb") as out:
         llm.set_default("test-model", REPLY)
@@ -73,25 +66,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             OPENAI_BASE_URL=llm.base_url,
             MARGIN_CHAT_MODEL="test-model",
         )
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "streamlit_app.py",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-                "--server.address",
-                "127.0.0.1",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        proc = spawn(port, env, out)
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_healthy(url, proc, log, limit=60)

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import margin
 from tests.pdfmaker import METHODS_PAPER, make_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = make_pdf(METHODS_PAPER, title="Plant organs")
 HARD = ROOT.parent / "shared" / "corpus" / "pdfs" / "hard"
-
-
-def margin(
-    data: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MARGIN_", "QDRANT_"))
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "qa_core", "--data-dir", str(data), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**clean, **(env or {})},
-    )
 
 
 @pytest.fixture(scope="module")
