@@ -34,6 +34,7 @@ __all__ = [
     "follow",
     "md",
     "page_png",
+    "routed",
     "service",
     "settings",
     "show_error",
@@ -52,6 +53,17 @@ _BADGES: dict[str, tuple[str, _Color]] = {
     "extractive": ("extractive", "blue"),
     "error": ("error", "red"),
 }
+
+
+def routed(page: str) -> None:
+    """Send a session that reached ``page`` without the router back through it.
+
+    Right after the server starts, a deep link (``/library?ws=…``) is served by Streamlit's
+    automatic ``pages/`` navigation until some session has run the router; that run has no
+    layout or menu of ours. The router forwards ``goto`` to the page that was asked for.
+    """
+    if not st.session_state.get("margin_routed"):
+        st.switch_page("streamlit_app.py", query_params={**st.query_params.to_dict(), "goto": page})
 
 
 def _secrets() -> dict[str, Any]:

@@ -6,6 +6,8 @@ from pages import _ui as ui
 from qa_core import prompts
 from qa_core.models import Answer
 
+ui.routed("ask")
+
 HISTORY, CURRENT, QUESTION, PRESET = "ask_history", "ask_current", "ask_question", "ask_preset"
 
 st.title("Ask")

@@ -5,6 +5,8 @@ import streamlit as st
 from pages import _ui as ui
 from qa_core.library import IngestResult
 
+ui.routed("library")
+
 # Share of the progress bar each ingest stage ends at (embedding dominates).
 STAGES = {"parse": (0.0, 0.1), "chunk": (0.1, 0.2), "embed": (0.2, 0.9), "index": (0.9, 1.0)}
 LOCKED = "margin_locked"  # session key: {file name: bytes} of PDFs waiting for a password

@@ -23,6 +23,8 @@ from qa_core.batch import Matrix
 from qa_core.errors import MarginError
 from qa_core.export import answer_from_json
 
+ui.routed("matrix")
+
 JOB, SET, IMPORTED = "mx_job", "mx_set", "mx_imported"
 EXPORTS = list(product(("wide", "long"), ("csv", "json")))
 

@@ -6,6 +6,8 @@ import streamlit as st
 
 from pages import _ui as ui
 
+ui.routed("settings")
+
 svc = ui.service()
 cfg = svc.settings
 

@@ -7,6 +7,8 @@ from qa_core import prompts, tokens
 from qa_core.errors import TemplateError
 from qa_core.prompts import PRESETS, Template, TemplateStore
 
+ui.routed("templates")
+
 TEXT, PICK, FLASH = "tpl_text", "tpl_pick", "tpl_flash"
 
 svc = ui.service()

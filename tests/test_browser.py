@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -96,6 +97,21 @@ def browser(server: str) -> Iterator[object]:
         )
         yield chromium
         chromium.close()
+
+
+def test_a_deep_link_first_after_start_gets_the_apps_own_menu(server: str, browser: Any) -> None:
+    # Must run first against the fresh server: until a session has run the router, Streamlit
+    # serves pages/ by itself; ui.routed() sends such a session through the router.
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{server}/library?ws=deeplinkworkspace0001")
+    page.get_by_role("heading", name="Library").wait_for(timeout=60 * SECOND)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Matrix").wait_for(timeout=30 * SECOND)
+    assert "streamlit app" not in sidebar.inner_text().lower()
+    assert parse_qs(urlsplit(page.url).query)["ws"] == ["deeplinkworkspace0001"]
+    assert urlsplit(page.url).path.endswith("/library")
+    context.close()
 
 
 def test_upload_ask_and_see_the_highlighted_evidence(
