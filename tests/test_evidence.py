@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
@@ -546,7 +545,7 @@ def test_real_two_column_paper() -> None:
 
 
 @shared
-def test_verify_is_fast_on_a_real_paper(capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_on_a_real_two_column_paper() -> None:
     doc = pdf.read((SHARED / "corpus/pdfs/papers/pm_2020.acl-main.447.pdf").read_bytes())
     chunks = chunking.split(doc, "s2orc", size=300, overlap=0)
     picked = chunks[:: max(1, len(chunks) // 8)][:8]
@@ -564,21 +563,11 @@ def test_verify_is_fast_on_a_real_paper(capsys: pytest.CaptureFixture[str]) -> N
             cands.append(QuoteCandidate(" ".join(piece), c.n % 8 + 1 if kind == 9 else c.n))
     pages = library({"s2orc": doc.pages})
     evidence._page_norm.cache_clear()  # the first verify() of a paper normalises its pages
-    t0 = time.perf_counter()
     cold = verify(cands, contexts, pages)
-    t1 = time.perf_counter()
-    warm = verify(cands, contexts, pages)
-    t2 = time.perf_counter()
+    warm = verify(cands, contexts, pages)  # from the page cache: the same answer
     assert cold == warm
     statuses = {
         s: sum(q.status == s for q in cold) for s in ("verified", "misattributed", "unverified")
     }
-    with capsys.disabled():
-        print(
-            f"\nverify: {len(cands)} quotes x {len(contexts)} contexts on S2ORC "
-            f"({len(doc.pages)} pages): cold {1000 * (t1 - t0):.1f} ms, "
-            f"warm {1000 * (t2 - t1):.1f} ms, {statuses}"
-        )
     assert statuses["verified"] >= 60 and statuses["misattributed"] >= 6
     assert statuses["unverified"] >= 8
-    assert t2 - t1 < 0.1  # ~5 ms on an idle core; generous so a busy machine does not flake
