@@ -44,7 +44,7 @@ with left:
         if scope == "All papers"
         else st.multiselect("Papers", list(papers), format_func=papers.__getitem__)
     )
-    asked = st.button("Ask", type="primary", disabled=not question.strip() or chosen == [])
+    asked = st.button("Ask", type="primary", disabled=chosen == [])  # empty: one-line message
     slot = st.empty()
 failed = False
 if asked:

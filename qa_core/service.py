@@ -208,7 +208,8 @@ class Service:
             )
             timings["verify"] = time.perf_counter() - t1
             answer.status = "extractive"
-            answer.answer = "\n".join(f'"{q.text}" [{q.context_n}]' for q in answer.quotes)
+            # A list of quotes, so it can never be mistaken for a written answer.
+            answer.answer = "\n".join(f'- "{q.text}" [{q.context_n}]' for q in answer.quotes)
             answer.notice = NO_LLM_NOTICE
             return answer
         return self._generate(answer, tpl, chat, instructions, on_delta)
