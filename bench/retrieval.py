@@ -97,6 +97,9 @@ class EmbeddingCache:
             return vector
         return found[key]
 
+    def health(self) -> str:
+        return self.embedder.health()
+
 
 def char_chunks(doc: Document, paper_id: str, size: int = 1000, overlap: int = 50) -> list[Chunk]:
     """The seed's splitter, approximately: windows of at most ``size`` characters that end at a

@@ -56,6 +56,11 @@ rows = {
     "Context window": f"{cfg.context_window} tokens ({cfg.answer_tokens} for the answer)",
 }
 st.markdown("\n".join(f"- {name}: **{value}**" for name, value in rows.items()))
+if st.button("Test embeddings", icon=":material/network_check:"):
+    try:
+        st.success(svc.embedder.health())
+    except Exception as exc:
+        ui.show_error(exc)
 
 st.subheader("Storage")
 st.markdown(f"Data folder: `{cfg.data_dir}`")

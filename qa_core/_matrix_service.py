@@ -62,6 +62,9 @@ class SharedEmbedder:
     def embed_query(self, text: str) -> Vectors:
         return self.queries(text)
 
+    def health(self) -> str:
+        return self.inner.health()
+
 
 class MatrixService(Service):
     """A copy of a Service with its own chat model and the matrix's shared embedder and pages."""

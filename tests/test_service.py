@@ -129,6 +129,9 @@ class _OtherEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         return np.ones(self.dim, dtype=np.float32) / 4
 
+    def health(self) -> str:
+        return "OK: constant vectors"
+
 
 def test_reopening_with_another_embedding_is_a_clear_error(tmp_path: Path) -> None:
     build(Settings(data_dir=tmp_path), chat=None).close()
