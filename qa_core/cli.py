@@ -101,13 +101,16 @@ def _matrix_args(p: argparse.ArgumentParser) -> None:
 
 
 def _ingest(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
+    def show(path: Path, n: int, total: int, stage: str, done: float) -> None:
+        line = f"[{n}/{total}] {path.name}: {stage} {done:.0%}"
+        print(f"\r\033[K{line[:120]}", end="", file=sys.stderr, flush=True)
+
     failed = 0
     tty = sys.stderr.isatty()
-    for n, result in enumerate(svc.ingest_paths(args.paths), start=1):
+    for result in svc.ingest_paths(args.paths, progress=show if tty else None):
         failed += result.status == "failed"
         if tty:
-            print(f"\r[{n}] {result.file}", end="", file=sys.stderr, flush=True)
-            print("\r\033[K", end="", file=sys.stderr)
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
         out.write(_ingest_line(result, args.json) + "\n")
         out.flush()
     return 1 if failed else 0

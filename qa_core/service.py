@@ -83,9 +83,17 @@ class Service:
             data, filename, self.workspace, password=password, progress=progress
         )
 
-    def ingest_paths(self, paths: Iterable[Path]) -> Iterator[IngestResult]:
-        """Index PDFs and folders of PDFs (recursively), one result per file."""
-        for path in _pdf_files(paths):
+    def ingest_paths(
+        self,
+        paths: Iterable[Path],
+        progress: Callable[[Path, int, int, str, float], None] | None = None,
+    ) -> Iterator[IngestResult]:
+        """Index PDFs and folders of PDFs (recursively), one result per file.
+
+        ``progress(file, n, total, stage, done)`` follows each file through its stages.
+        """
+        files = list(_pdf_files(paths))
+        for n, path in enumerate(files, start=1):
             try:
                 data = path.read_bytes()
             except OSError as exc:
@@ -93,7 +101,8 @@ class Service:
                     str(path), "failed", error=f"Cannot read {path}: {exc.strerror}."
                 )
                 continue
-            result = self.ingest(data, path.name)
+            stages = functools.partial(progress, path, n, len(files)) if progress else None
+            result = self.ingest(data, path.name, progress=stages)
             result.file = str(path)
             yield result
 

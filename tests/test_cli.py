@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,3 +154,22 @@ def test_every_hard_pdf_gets_a_specific_outcome(tmp_path: Path) -> None:
     truncated = rows["kg_8_first_64KiB_only.pdf"]
     assert truncated["warnings"] or truncated["error"]
     assert "Traceback" not in proc.stderr
+
+
+def test_ingest_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    pdf = tmp_path / "organs.pdf"
+    pdf.write_bytes(PAPER)
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MARGIN_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "qa_core", "--data-dir", str(tmp_path / "d"), "ingest", str(pdf)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=follower, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+    with contextlib.suppress(OSError):  # the terminal reports EIO once drained
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    os.close(leader)
+    assert proc.returncode == 0 and b"indexed" in proc.stdout
+    assert b"[1/1] organs.pdf: embed" in shown and b"index 100%" in shown
