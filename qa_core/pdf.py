@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ _CLEAN: dict[int, str | None] = {c: "\ufffd" for c in [*range(0x20), *range(0x7F
 _CLEAN.update({c: " " for c in range(0x3001) if chr(c).isspace()})
 _CLEAN.update({c: None for c in (0xAD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)})
 
+_MARGIN = 0.09  # share of the page height at the top and bottom where running heads sit
 _DOI = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+")
 _NUMBER = r"(?:(?:\d{1,2}(?:\.\d{1,2})*|[A-Z](?:\.\d{1,2})*|[IVX]{1,5})\.?(?:\s+\|)?\s+)"
 _NUMBERED = re.compile(rf"{_NUMBER}[A-Za-z]")
@@ -77,6 +79,7 @@ class _Line:
     bold: float  # share of the line's characters set in bold
     font: str
     horizontal: bool
+    ident: tuple[int, int] = (-1, -1)  # (block, line) in MuPDF's extraction
 
 
 def read(data: bytes, password: str | None = None) -> Document:
@@ -187,6 +190,11 @@ def _read(doc: Any) -> Document:
         elif hidden == "kept":
             ocr_layer.append(page.number)
 
+    metadata = {k: v for k, v in (doc.metadata or {}).items() if isinstance(v, str)}
+    doi = _doi([*metadata.values(), *(p.text for p in pages[:2])])  # footers often carry it
+    for i, drop in _running_heads(pages, lines).items():
+        pages[i], lines[i], _ = _page(doc[i], drop)
+
     total = len(pages)
     empty = [p.number for p in pages if not p.words]
     with_text = total - len(empty)
@@ -232,7 +240,6 @@ def _read(doc: Any) -> Document:
             "own reading, so respect those terms when quoting."
         )
 
-    metadata = {k: v for k, v in (doc.metadata or {}).items() if isinstance(v, str)}
     body = _body_size(lines)
     first = next(i for i, p in enumerate(pages) if p.words)  # a scanned cover has no title text
     title = _title(metadata.get("title", ""), pages[first], lines[first], body)
@@ -241,12 +248,13 @@ def _read(doc: Any) -> Document:
         pages=tuple(pages),
         sections=_sections(pages, lines, body, title),
         warnings=tuple(warnings),
-        doi=_doi([*metadata.values(), *(p.text for p in pages[:2])]),
+        doi=doi,
     )
 
 
-def _page(pg: Any) -> tuple[Page, list[_Line], str]:
-    """One page's text and lines; also whether hidden words were ``dropped`` or ``kept``."""
+def _page(pg: Any, drop: frozenset[tuple[int, int]] = frozenset()) -> tuple[Page, list[_Line], str]:
+    """One page's text and lines without the ``drop`` (block, line) pairs; also whether hidden
+    words were ``dropped`` or ``kept``."""
     textpage = pg.get_textpage(flags=_FLAGS)
     raw = textpage.extractWORDS()
     blocks = textpage.extractDICT()["blocks"]
@@ -262,11 +270,12 @@ def _page(pg: Any) -> tuple[Page, list[_Line], str]:
     parts: list[str] = []
     words: list[Word] = []
     lines: list[_Line] = []
+    ids: list[tuple[int, int]] = []  # (block, line) of each entry of ``lines``
     pos = 0
     key: tuple[int, int] | None = None
     for x0, y0, x1, y1, raw_text, block, line, _ in raw:
         text = raw_text.translate(_CLEAN).strip()
-        if not text:
+        if not text or (block, line) in drop:
             continue
         if key is None:
             sep = ""
@@ -275,6 +284,7 @@ def _page(pg: Any) -> tuple[Page, list[_Line], str]:
         pos += len(sep)
         if key != (block, line):
             lines.append(_line(blocks[block], block, line, pos))
+            ids.append((block, line))
             key = (block, line)
         words.append(Word((x0, y0, x1, y1), pos, pos + len(text)))
         parts += (sep, text)
@@ -282,7 +292,40 @@ def _page(pg: Any) -> tuple[Page, list[_Line], str]:
         lines[-1].end = pos
     rect = pg.rect * pg.derotation_matrix  # the space word boxes live in, even on rotated pages
     page = Page(pg.number + 1, "".join(parts), rect.width, rect.height, tuple(words))
+    for entry, ident in zip(lines, ids, strict=True):
+        entry.ident = ident
     return page, lines, verdict
+
+
+def _running_heads(
+    pages: list[Page], lines: list[list[_Line]]
+) -> dict[int, frozenset[tuple[int, int]]]:
+    """Lines repeated in the top or bottom margin of most pages (journal name, running title,
+    page numbers), per page index: noise for retrieval and never evidence."""
+    where: dict[str, set[int]] = {}
+    found: list[list[tuple[str, tuple[int, int]]]] = []
+    for i, (page, page_lines) in enumerate(zip(pages, lines, strict=True)):
+        marks = []
+        starts = [w.start for w in page.words]
+        for ln in page_lines:
+            first, last = bisect_left(starts, ln.start), bisect_left(starts, ln.end)
+            if first >= last:
+                continue
+            top = min(w.box[1] for w in page.words[first:last])
+            bottom = max(w.box[3] for w in page.words[first:last])
+            if bottom < _MARGIN * page.height or top > (1 - _MARGIN) * page.height:
+                key = re.sub(r"\d+", "#", page.text[ln.start : ln.end].casefold()).strip()
+                marks.append((key, ln.ident))
+                where.setdefault(key, set()).add(i)
+        found.append(marks)
+    with_text = sum(1 for p in pages if p.words)
+    repeated = {k for k, at in where.items() if len(at) >= max(3, 0.4 * with_text)}
+    out = {}
+    for i, marks in enumerate(found):
+        drop = frozenset(ident for key, ident in marks if key in repeated)
+        if drop:
+            out[i] = drop
+    return out
 
 
 def _invisible_spans(blocks: list[dict[str, Any]]) -> dict[tuple[int, int], list[Box]]:

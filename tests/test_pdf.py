@@ -104,6 +104,11 @@ def test_every_word_maps_to_its_box_and_offsets(source: str) -> None:
     reference = pymupdf.open(stream=data, filetype="pdf")
     for page in doc.pages:
         raw = [w for w in reference[page.number - 1].get_text("words", flags=FLAGS) if _plain(w[4])]
+        # Running heads (journal name, page number: repeated in the margins) are left out.
+        kept = {tuple(round(v, 3) for v in w.box) for w in page.words}
+        running = [w for w in raw if tuple(round(v, 3) for v in w[:4]) not in kept]
+        assert all(y1 < 0.1 * page.height or y0 > 0.9 * page.height for _, y0, _, y1, *_ in running)
+        raw = [w for w in raw if w not in running]
         assert len(page.words) == len(raw) > 0
         assert page.words[0].start == 0 and page.words[-1].end == len(page.text)
         for i, (word, expected) in enumerate(zip(page.words, raw, strict=True)):
@@ -111,6 +116,13 @@ def test_every_word_maps_to_its_box_and_offsets(source: str) -> None:
             assert word.box == pytest.approx(expected[:4])
             if i:
                 assert page.text[page.words[i - 1].end : word.start] in (" ", "\n", "\n\n")
+
+
+def test_running_heads_are_left_out_of_the_text() -> None:
+    doc = pdf.read(KG8.read_bytes())
+    assert doc.doi == "10.3897/BDJ.8.e57090"  # read before the margins are dropped
+    for page in doc.pages[1:]:
+        assert "Younis S et al" not in page.text  # the running author line of every page
 
 
 def test_generated_paper_title_doi_sections_and_hyphenation() -> None:
