@@ -15,13 +15,12 @@ from typing import Any, TextIO
 
 from qa_core import batch, evaluate, experiment
 from qa_core.errors import MarginError
-from qa_core.export import answer_json
-from qa_core.export import hit_json as _hit_json
+from qa_core.export import answer_json, hit_json
 from qa_core.library import IngestResult
 from qa_core.service import Service, build
 from qa_core.settings import Settings
 
-__all__ = ["answer_json", "main"]
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,7 +137,7 @@ def _search(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
             hits = svc.search(query, papers=item.get("papers"), k=args.k)
             out.write(
                 json.dumps(
-                    {"id": item.get("id"), "hits": [_hit_json(h) for h in hits]}, ensure_ascii=False
+                    {"id": item.get("id"), "hits": [hit_json(h) for h in hits]}, ensure_ascii=False
                 )
                 + "\n"
             )
@@ -147,7 +146,7 @@ def _search(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
         raise MarginError("Give a query, or --queries FILE.jsonl.")
     hits = svc.search(args.query, papers=args.papers, k=args.k)
     if args.json:
-        out.write(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=1) + "\n")
+        out.write(json.dumps([hit_json(h) for h in hits], ensure_ascii=False, indent=1) + "\n")
     for i, h in enumerate(hits if not args.json else [], start=1):
         pages = f"p. {h.chunk.page_start}" + (
             f"-{h.chunk.page_end}" if h.chunk.page_end != h.chunk.page_start else ""
