@@ -18,8 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the loopback server lives with the tests
 
-from qa_core import build, prompts  # noqa: E402
-from qa_core.llm import OpenAIChat  # noqa: E402
+from qa_core import build  # noqa: E402
+from qa_core.answering import prompts  # noqa: E402
+from qa_core.answering.llm import OpenAIChat  # noqa: E402
 from qa_core.settings import Settings  # noqa: E402
 from tests.llm_server import LLMServer  # noqa: E402
 

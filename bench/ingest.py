@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from qa_core import chunking, pdf
 from qa_core.embeddings import LocalE5
-from qa_core.library import Library
+from qa_core.ingest import chunking, pdf
+from qa_core.ingest.library import Library
 from qa_core.settings import Settings
 from qa_core.store import open_store
 

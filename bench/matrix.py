@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa_core import batch, build  # noqa: E402
-from qa_core.llm import OpenAIChat  # noqa: E402
+from qa_core import build, matrix  # noqa: E402
+from qa_core.answering.llm import OpenAIChat  # noqa: E402
 from qa_core.settings import Settings  # noqa: E402
 from tests.pdfmaker import METHODS_PAPER, make_pdf  # noqa: E402
 
@@ -110,15 +110,15 @@ def main() -> int:
             chat = OpenAIChat(
                 Settings(openai_base_url=server.base_url, chat_model="test-model", max_retries=0)
             )
-            questions = batch.builtin_questions()
+            questions = matrix.builtin_questions()
             svc.embedder.embed_query("warm up")  # load the weights outside the measurement
             load = os.getloadavg()[0]
             rows = []
-            with batch.MatrixCache(Path(tmp) / batch.CACHE_FILE) as cache:
+            with matrix.MatrixCache(Path(tmp) / matrix.CACHE_FILE) as cache:
                 for _ in range(2):
                     before = server.calls()
                     start, cpu = time.perf_counter(), time.process_time()
-                    matrix = batch.run_matrix(
+                    grid = matrix.run_matrix(
                         svc,
                         None,
                         questions,
@@ -128,7 +128,7 @@ def main() -> int:
                     )
                     wall = time.perf_counter() - start
                     cpu = time.process_time() - cpu
-                    rows.append((wall, cpu, server.calls() - before, matrix))
+                    rows.append((wall, cpu, server.calls() - before, grid))
         finally:
             svc.close()
             server.close()

@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from qa_core.embeddings import LocalE5
-from qa_core.evaluate import ConfigScores, RetrievalReport, load_qasper
-from qa_core.experiment import Experiment, Retrieval, token_splitter
+from qa_core.evaluation.experiment import Experiment, Retrieval, token_splitter
+from qa_core.evaluation.qasper import ConfigScores, RetrievalReport, load_qasper
 from qa_core.models import Chunk, Document, Span
 from qa_core.settings import Settings
 

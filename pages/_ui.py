@@ -195,7 +195,7 @@ def follow(key: str) -> None:
 
 def answer_view(answer: Answer, key: str) -> None:
     """An answer's status, text and notice, how it was made, and its JSON to download."""
-    from qa_core.export import answer_json  # deferred like evidence_view's imports
+    from qa_core.answering.serialization import answer_json  # deferred like evidence_view's imports
 
     label, color = _BADGES.get(answer.status, (answer.status, "gray"))
     st.badge(label, color=color)
@@ -235,7 +235,7 @@ def evidence_view(svc: Service, answer: Answer, key: str) -> None:
     """An answer's evidence: its quotes with their check (✓ ⚠ ✗), the page of a chosen quote or
     passage (the passage lightly highlighted, the quote darkly), and the passages with the
     found quotes marked. ``key`` keeps the widgets of several views apart."""
-    from qa_core import highlights  # deferred: kept off the cold-start path
+    from qa_core.answering import highlights  # deferred: kept off the cold-start path
 
     for q in answer.quotes:
         st.markdown(md(_quote_line(q)))

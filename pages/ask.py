@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages import _ui as ui
-from qa_core import prompts
+from qa_core.answering import prompts
 from qa_core.models import Answer
 
 ui.routed("ask")

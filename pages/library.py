@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages import _ui as ui
-from qa_core.library import IngestResult
+from qa_core.ingest.library import IngestResult
 
 ui.routed("library")
 

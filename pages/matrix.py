@@ -1,6 +1,6 @@
 """Matrix: every question of a set asked about every chosen paper by every chosen model.
 
-Start runs :func:`qa_core.batch.run_matrix` in a thread of its own (a :class:`pages._ui.Job` in
+Start runs :func:`qa_core.matrix.run_matrix` in a thread of its own (a :class:`pages._ui.Job` in
 this session's state), so the page stays live: while it runs, a fragment redraws the progress
 bar and ETA every second and reruns the page when the run ends. Cancel sets the run's event: the
 cells in flight finish, no new cell starts. Every finished cell is kept in the matrix cache, so
@@ -18,10 +18,10 @@ import pandas as pd
 import streamlit as st
 
 from pages import _ui as ui
-from qa_core import batch
-from qa_core.batch import Matrix
+from qa_core import matrix
+from qa_core.answering.serialization import answer_from_json
 from qa_core.errors import MarginError
-from qa_core.export import answer_from_json
+from qa_core.matrix import Matrix
 
 ui.routed("matrix")
 
@@ -31,15 +31,15 @@ EXPORTS = list(product(("wide", "long"), ("csv", "json")))
 st.title("Matrix")
 svc = ui.service()
 public = svc.settings.public
-store = batch.QuestionSetStore(svc.user_dir)  # public: each visitor's imported sets are their own
+store = matrix.QuestionSetStore(svc.user_dir)  # public: each visitor's imported sets are their own
 job: ui.Job | None = st.session_state.get(JOB)
 last: Matrix | None = job.result if job and not job.running else None
 
 
 def run(job: ui.Job, **choices: Any) -> Matrix:
-    with batch.MatrixCache.for_settings(svc.settings) as cache:
+    with matrix.MatrixCache.for_settings(svc.settings) as cache:
         on_cell = partial(setattr, job, "progress")
-        return batch.run_matrix(svc, cache=cache, on_cell=on_cell, cancel=job.cancel, **choices)
+        return matrix.run_matrix(svc, cache=cache, on_cell=on_cell, cancel=job.cancel, **choices)
 
 
 def mark(m: Matrix, pid: str, qid: str) -> str:
@@ -54,7 +54,7 @@ def mark(m: Matrix, pid: str, qid: str) -> str:
 
 def exported(m: Matrix, shape: Any, fmt: Any) -> str:
     out = io.StringIO()
-    batch.export(m, out, shape=shape, fmt=fmt)
+    matrix.export(m, out, shape=shape, fmt=fmt)
     return out.getvalue()
 
 
@@ -65,7 +65,7 @@ with left:
         st.session_state[IMPORTED] = upload.file_id
         text = upload.getvalue().decode("utf-8-sig", errors="replace") + "\n"  # text, never a path
         try:
-            saved = store.save(batch.load_csv(text, name=Path(upload.name).stem))
+            saved = store.save(matrix.load_csv(text, name=Path(upload.name).stem))
             st.session_state[SET] = saved.name
             st.success(f"Imported {len(saved.questions)} questions as {saved.name!r}.")
         except MarginError as exc:
@@ -77,7 +77,7 @@ with left:
         st.stop()
     if qset.citation:
         st.caption(f"Questions from {qset.citation}")
-    csv = batch.to_csv(qset)
+    csv = matrix.to_csv(qset)
     st.download_button("Download as CSV", csv, f"{qset.name}.csv", "text/csv", on_click="ignore")
     names = {q.id: f"{q.id} {q.name}".strip() for q in qset.questions}
     picked = st.multiselect("Questions (none: all)", list(names), format_func=names.__getitem__)
@@ -100,7 +100,7 @@ with right:
     if st.button(label, type="primary", disabled=not usable) or retry:
         try:
             asked = qset.subset(picked) if picked else qset
-            named = batch.resolve_models(svc, lines)
+            named = matrix.resolve_models(svc, lines)
             choices: dict[str, Any] = {"papers": chosen, "questions": asked, "models": named}
             work = partial(run, concurrency=concurrency, retry_failed=retry, **choices)
             job = st.session_state[JOB] = ui.Job(work)
@@ -136,9 +136,9 @@ if f3.toggle("Disagreements only"):
     grid = grid.loc[flagged.any(axis=1), flagged.any(axis=0)]
 st.dataframe(grid)
 kappa, heat = st.columns([1, 2])
-if pairs := {f"{a} · {b}": k for (a, b), k in batch.pairwise_kappa(m).items()}:
+if pairs := {f"{a} · {b}": k for (a, b), k in matrix.pairwise_kappa(m).items()}:
     kappa.dataframe(pd.Series(pairs, name="Cohen's κ", dtype=float), width="stretch")
-heat.image(batch.heatmap_png(m), caption="Agreement with the majority (Y/N/T: yes, no, tie)")
+heat.image(matrix.heatmap_png(m), caption="Agreement with the majority (Y/N/T: yes, no, tie)")
 for col, (shape, fmt) in zip(st.columns(4), EXPORTS, strict=True):
     data = partial(exported, m, shape, fmt)
     mime = "text/csv" if fmt == "csv" else "application/json"

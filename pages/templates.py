@@ -3,9 +3,10 @@
 import streamlit as st
 
 from pages import _ui as ui
-from qa_core import prompts, tokens
+from qa_core import tokens
+from qa_core.answering import prompts
+from qa_core.answering.prompts import PRESETS, Template, TemplateStore
 from qa_core.errors import TemplateError
-from qa_core.prompts import PRESETS, Template, TemplateStore
 
 ui.routed("templates")
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         StoreError,
         TemplateError,
     )
-    from qa_core.library import IngestResult
+    from qa_core.ingest.library import IngestResult
     from qa_core.models import Answer, Chunk, Context, Document, Hit, Page, Paper, Quote
     from qa_core.service import Service, build
     from qa_core.settings import Settings
@@ -44,7 +44,7 @@ _LAZY = {
         ],
         "qa_core.errors",
     ),
-    "IngestResult": "qa_core.library",
+    "IngestResult": "qa_core.ingest.library",
     **dict.fromkeys(
         ["Answer", "Chunk", "Context", "Document", "Hit", "Page", "Paper", "Quote"],
         "qa_core.models",

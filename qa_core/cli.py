@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from qa_core import batch, evaluate, experiment
+from qa_core import matrix
+from qa_core.answering.serialization import answer_json, hit_json
 from qa_core.errors import MarginError
-from qa_core.export import answer_json, hit_json
-from qa_core.library import IngestResult
+from qa_core.evaluation import experiment, qasper
+from qa_core.ingest.library import IngestResult
 from qa_core.service import Service, build
 from qa_core.settings import Settings
 
@@ -83,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _matrix_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--questions", default=batch.BUILTIN_NAME, help="question set name or .csv")
+    p.add_argument("--questions", default=matrix.BUILTIN_NAME, help="question set name or .csv")
     p.add_argument("--paper", action="append", dest="papers", help="paper id (default: all)")
     p.add_argument(
         "--model",
@@ -184,19 +185,19 @@ def _ask(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _matrix(
-    svc: Service, args: argparse.Namespace, questions: batch.QuestionSet, papers: list[str] | None
-) -> batch.Matrix:
-    models = batch.resolve_models(svc, args.models)
-    binary = batch.resolve_models(svc, [args.binary]).popitem()[1] if args.binary else None
+    svc: Service, args: argparse.Namespace, questions: matrix.QuestionSet, papers: list[str] | None
+) -> matrix.Matrix:
+    models = matrix.resolve_models(svc, args.models)
+    binary = matrix.resolve_models(svc, [args.binary]).popitem()[1] if args.binary else None
     tty = sys.stderr.isatty()
 
-    def progress(p: batch.CellProgress) -> None:
+    def progress(p: matrix.CellProgress) -> None:
         left = f", about {p.eta:.0f} s left" if p.eta is not None else ""
         print(f"\r\033[K[{p.done}/{p.total}] cells{left}", end="", file=sys.stderr, flush=True)
 
-    with batch.MatrixCache.for_settings(svc.settings) as cache:
+    with matrix.MatrixCache.for_settings(svc.settings) as cache:
         try:
-            return batch.run_matrix(
+            return matrix.run_matrix(
                 svc,
                 papers,
                 questions,
@@ -216,10 +217,10 @@ def _matrix(
 def _extract(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
     if args.out.suffix.lower() not in (".csv", ".json"):
         raise MarginError(f"--out must end in .csv or .json, not {args.out.name!r}.")
-    questions = batch.QuestionSetStore(svc.settings.data_dir).get(args.questions)
-    matrix = _matrix(svc, args, questions, args.papers)
-    batch.export(matrix, args.out, shape="long" if args.long else "wide")
-    failed = matrix.failed
+    questions = matrix.QuestionSetStore(svc.settings.data_dir).get(args.questions)
+    grid = _matrix(svc, args, questions, args.papers)
+    matrix.export(grid, args.out, shape="long" if args.long else "wide")
+    failed = grid.failed
     for cell in failed[:5]:
         print(
             f"margin: {cell.paper_id} {cell.question_id} {cell.model}: {cell.error}",
@@ -228,15 +229,15 @@ def _extract(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
     if len(failed) > 5:
         print(f"margin: … and {len(failed) - 5} more failed cells.", file=sys.stderr)
     out.write(
-        f"wrote {args.out}: {len(matrix.cells)} of {matrix.total} cells, "
-        f"{matrix.computed} computed, {len(failed)} failed\n"
+        f"wrote {args.out}: {len(grid.cells)} of {grid.total} cells, "
+        f"{grid.computed} computed, {len(failed)} failed\n"
     )
-    return 1 if failed or matrix.cancelled else 0
+    return 1 if failed or grid.cancelled else 0
 
 
 def _eval_qasper(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
     s = svc.settings
-    papers = evaluate.load_qasper(args.qasper, limit_papers=args.papers or None)
+    papers = qasper.load_qasper(args.qasper, limit_papers=args.papers or None)
     exp = experiment.Experiment(papers, svc.embedder)
     if args.eval_command == "retrieval":
         label = f"hybrid {s.dense_weight:g}:{s.sparse_weight:g}, {s.chunk_tokens}/{s.chunk_overlap}"
@@ -258,9 +259,9 @@ def _eval_qasper(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
 def _eval(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
     if args.eval_command != "agreement":
         return _eval_qasper(svc, args, out)
-    labels = batch.load_labels(args.labels)
-    mapping = batch.load_label_map(args.map)
-    questions = batch.QuestionSetStore(svc.settings.data_dir).get(args.questions)
+    labels = matrix.load_labels(args.labels)
+    mapping = matrix.load_label_map(args.map)
+    questions = matrix.QuestionSetStore(svc.settings.data_dir).get(args.questions)
     questions = questions.subset([q for ids in mapping.values() for q in ids])
     papers = args.papers or [p.paper_id for p in svc.papers() if any(r.matches(p) for r in labels)]
     if not papers:
@@ -268,8 +269,8 @@ def _eval(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
             "No paper in the library matches a row of the labels by DOI or title; "
             "ingest the labelled papers first."
         )
-    matrix = _matrix(svc, args, questions, papers)
-    report = batch.score_labels(matrix, labels, mapping)
+    grid = _matrix(svc, args, questions, papers)
+    report = matrix.score_labels(grid, labels, mapping)
     rows = [*report.variables, report.overall]
     if args.json:
         out.write(json.dumps([_score_json(s) for s in rows], indent=1) + "\n")
@@ -284,10 +285,10 @@ def _eval(svc: Service, args: argparse.Namespace, out: TextIO) -> int:
         print(
             f"margin: line {row.line} of the labels matches no paper: {row.title}", file=sys.stderr
         )
-    return 1 if matrix.failed else 0
+    return 1 if grid.failed else 0
 
 
-def _score_json(s: batch.Score) -> dict[str, Any]:
+def _score_json(s: matrix.Score) -> dict[str, Any]:
     return dataclasses.asdict(s) | {"accuracy": s.accuracy}
 
 

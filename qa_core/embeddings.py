@@ -95,7 +95,7 @@ def from_settings(settings: Settings) -> Embedder:
     if spec == LocalE5.name:
         return LocalE5()
     if spec.startswith("openai:") and len(spec) > len("openai:"):
-        from qa_core.llm import OpenAIEmbeddings
+        from qa_core.answering.llm import OpenAIEmbeddings
 
         embedder: Embedder = OpenAIEmbeddings(settings, spec.removeprefix("openai:"))
         return embedder

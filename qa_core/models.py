@@ -1,7 +1,7 @@
 """Domain types. Every piece of text carries its provenance: paper, page, character offsets.
 
 Coordinates are PDF points with a top-left origin (PyMuPDF's convention). Page numbers are
-1-based everywhere outside :mod:`qa_core.pdf`.
+1-based everywhere outside :mod:`qa_core.ingest.pdf`.
 """
 
 from __future__ import annotations

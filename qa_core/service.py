@@ -9,13 +9,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-from qa_core import answers, embeddings, evidence, llm, pdf, prompts, store, tokens
+from qa_core import embeddings, store, tokens
+from qa_core.answering import evidence, llm, prompts, replies
+from qa_core.answering.llm import ChatModel
+from qa_core.answering.prompts import Template, TemplateStore
 from qa_core.embeddings import Embedder
 from qa_core.errors import MarginError
-from qa_core.library import IngestResult, Library, Progress
-from qa_core.llm import ChatModel
+from qa_core.ingest import pdf
+from qa_core.ingest.library import IngestResult, Library, Progress
 from qa_core.models import Answer, Box, Context, Hit, Page, Paper
-from qa_core.prompts import Template, TemplateStore
 from qa_core.settings import Settings
 from qa_core.store import SearchQuery
 
@@ -268,7 +270,7 @@ class Service:
             "completion_tokens": completion.completion_tokens,
         }
         t3 = time.perf_counter()
-        parsed = answers.parse(completion.text, sentinel=prompts.NOT_REPORTED_SENTINEL)
+        parsed = replies.parse(completion.text, sentinel=prompts.NOT_REPORTED_SENTINEL)
         answer.answer = parsed.body
         answer.status = parsed.status
         if parsed.status == "answered":

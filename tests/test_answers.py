@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_core.answers import Parsed, QuoteCandidate, parse
+from qa_core.answering.replies import Parsed, QuoteCandidate, parse
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -16,9 +16,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from qa_core import batch, build
-from qa_core.export import answer_from_json, answer_json
-from qa_core.prompts import DEFAULT_TEMPLATE_NAME, TemplateStore
+from qa_core import build, matrix
+from qa_core.answering.prompts import DEFAULT_TEMPLATE_NAME, TemplateStore
+from qa_core.answering.serialization import answer_from_json, answer_json
 from qa_core.service import NO_LLM_NOTICE
 from qa_core.settings import Settings
 from tests.llm_server import LLMServer
@@ -337,7 +337,7 @@ def test_matrix_shows_where_models_disagree_and_every_models_evidence(
     assert at.dataframe[0].value.shape == (1, 2)
 
     out = io.StringIO()  # what the export buttons serve (AppTest cannot press a download)
-    batch.export(at.session_state["mx_job"].result, out, shape="wide", fmt="csv")
+    matrix.export(at.session_state["mx_job"].result, out, shape="wide", fmt="csv")
     header = out.getvalue().splitlines()[0]
     assert header.startswith("paper_id,title,doi,question_id,question_name,question,majority")
     assert header.endswith("model:model-a,model:c,model:b")
@@ -363,8 +363,8 @@ def test_matrix_cancel_keeps_finished_cells_and_resume_runs_only_the_rest(
     while job.running and time.monotonic() < deadline:
         time.sleep(0.1)
     at.run()
-    matrix = job.result
-    assert matrix.cancelled and len(matrix.cells) < 2
+    grid = job.result
+    assert grid.cancelled and len(grid.cells) < 2
     assert "Cancelled" in at.warning[0].value
     assert "—" in set(at.dataframe[0].value.iloc[0]), "the cell never run"
 
@@ -381,8 +381,8 @@ def test_matrix_without_llm_says_it_needs_an_endpoint() -> None:
     ]
     [start] = [b for b in at.button if b.label == "Start"]
     assert start.disabled
-    assert at.selectbox(key="mx_set").value == batch.BUILTIN_NAME
-    assert any(batch.CITATION in c.value for c in at.caption)
+    assert at.selectbox(key="mx_set").value == matrix.BUILTIN_NAME
+    assert any(matrix.CITATION in c.value for c in at.caption)
 
 
 def test_public_matrix_asks_only_the_configured_model_and_keeps_sets_per_session(
@@ -396,7 +396,7 @@ def test_public_matrix_asks_only_the_configured_model_and_keeps_sets_per_session
     first.file_uploader[0].set_value(("two.csv", TWO_QUESTIONS.encode(), "text/csv")).run()
     assert "two" in first.selectbox(key="mx_set").options
     second = app("pages/matrix.py")
-    assert second.selectbox(key="mx_set").options == [batch.BUILTIN_NAME]
+    assert second.selectbox(key="mx_set").options == [matrix.BUILTIN_NAME]
 
 
 def test_a_stored_answer_shows_the_same_evidence_again(

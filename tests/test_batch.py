@@ -16,13 +16,13 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from qa_core import batch, cli
-from qa_core.batch import Cell, Matrix, MatrixCache, Question, QuestionSet
+from qa_core import cli, matrix
+from qa_core.answering.llm import ChatModel, Completion, OpenAIChat
+from qa_core.answering.prompts import PRESETS
+from qa_core.answering.serialization import answer_json
 from qa_core.errors import ConfigError, MarginError
-from qa_core.export import answer_json
-from qa_core.llm import ChatModel, Completion, OpenAIChat
+from qa_core.matrix import Cell, Matrix, MatrixCache, Question, QuestionSet
 from qa_core.models import Paper
-from qa_core.prompts import PRESETS
 from qa_core.service import Service, build
 from qa_core.settings import Settings
 from tests.cli_runner import margin
@@ -81,7 +81,7 @@ def llm(server: LLMServer) -> Iterator[LLMServer]:
 
 @pytest.fixture
 def cache(tmp_path: Path) -> Iterator[MatrixCache]:
-    with MatrixCache(tmp_path / batch.CACHE_FILE) as c:
+    with MatrixCache(tmp_path / matrix.CACHE_FILE) as c:
         yield c
 
 
@@ -91,7 +91,7 @@ def chat(server: LLMServer, model: str, **overrides: object) -> OpenAIChat:
 
 
 def run(svc: Service, cache: MatrixCache, models: dict[str, ChatModel], **kwargs: object) -> Matrix:
-    return batch.run_matrix(svc, None, QUESTIONS, models, cache=cache, **kwargs)  # type: ignore[arg-type]
+    return matrix.run_matrix(svc, None, QUESTIONS, models, cache=cache, **kwargs)  # type: ignore[arg-type]
 
 
 # -- running, caching, resuming ---------------------------------------------------------------
@@ -104,7 +104,7 @@ def test_matrix_answers_every_cell_and_a_rerun_makes_no_request(
     llm.set_default("agree-b", AGREE)
     llm.set_default("nope", NOPE)
     models: dict[str, ChatModel] = {n: chat(llm, n) for n in ("agree-a", "agree-b", "nope")}
-    seen: list[batch.CellProgress] = []
+    seen: list[matrix.CellProgress] = []
     first = run(svc, cache, models, on_cell=seen.append)
     assert first.total == 18 and len(first.cells) == 18 and not first.cancelled
     assert llm.count(path=CHAT) == 18 == first.computed
@@ -125,7 +125,7 @@ def test_matrix_answers_every_cell_and_a_rerun_makes_no_request(
     again = run(svc, cache, models, on_cell=seen.append)
     assert llm.count(path=CHAT) == 18 and again.computed == 0
     assert all(c.cached for c in again.cells.values())
-    assert again.get(organs, "q1", "agree-a") == batch.Cell(**{**_fields(cell), "cached": True})
+    assert again.get(organs, "q1", "agree-a") == matrix.Cell(**{**_fields(cell), "cached": True})
 
 
 def _fields(cell: Cell) -> dict[str, object]:
@@ -184,7 +184,7 @@ def test_cancel_keeps_finished_cells_and_a_rerun_computes_only_the_rest(
     models: dict[str, ChatModel] = {"slow": chat(llm, "slow")}
     cancel = threading.Event()
 
-    def stop_after_two(progress: batch.CellProgress) -> None:
+    def stop_after_two(progress: matrix.CellProgress) -> None:
         if progress.done >= 2:
             cancel.set()
 
@@ -235,9 +235,9 @@ def test_concurrency_is_bounded_per_endpoint(
             "m2": Gauge(chat(llm, "m2"), counter, lock),
             "m3": Gauge(chat(other, "m3"), counter, lock),
         }
-        matrix = run(svc, cache, models, concurrency=3)
+        grid = run(svc, cache, models, concurrency=3)
         url = other.base_url
-    assert len(matrix.cells) == 18 and not matrix.failed
+    assert len(grid.cells) == 18 and not grid.failed
     assert counter["max:" + llm.base_url] == 3  # m1 and m2 share one endpoint's 3 slots
     assert counter["max:" + url] == 3
 
@@ -245,7 +245,7 @@ def test_concurrency_is_bounded_per_endpoint(
 def test_concurrent_asks_on_one_service_match_sequential_ones(svc: Service, llm: LLMServer) -> None:
     llm.set_default("agree-a", AGREE)
     asking = Service(svc.settings, svc.library, svc.embedder, chat(llm, "agree-a"), svc.templates)
-    questions = [q.question for q in batch.builtin_questions().questions[:6]]
+    questions = [q.question for q in matrix.builtin_questions().questions[:6]]
     alone = [asking.ask(q) for q in questions]
     together: list[object] = [None] * len(questions)
 
@@ -282,11 +282,11 @@ def test_concurrent_asks_on_one_service_match_sequential_ones(svc: Service, llm:
     ],
 )
 def test_binary_reply_parsing(reply: str, expected: bool | None) -> None:
-    assert batch.parse_binary(reply) is expected
+    assert matrix.parse_binary(reply) is expected
 
 
 def test_binary_prompt_fills_both_placeholders() -> None:
-    prompt = batch.binary_prompt("Which GPU?", "One V100\nfor 40 epochs")
+    prompt = matrix.binary_prompt("Which GPU?", "One V100\nfor 40 epochs")
     assert "Question: Which GPU?\nAnswer: One V100 for 40 epochs\n" in prompt
     assert "{Question}" not in prompt and "{Answer}" not in prompt
     assert prompt.startswith('"""\n%INSTRUCTIONS:')  # the authors' file, byte for byte
@@ -335,7 +335,7 @@ Y, N = True, False
     ],
 )
 def test_cohen_kappa(a: list[bool | None], b: list[bool | None], kappa: float | None) -> None:
-    got = batch.cohen_kappa(a, b)
+    got = matrix.cohen_kappa(a, b)
     assert got == pytest.approx(kappa) if kappa is not None else got is None
 
 
@@ -351,7 +351,7 @@ def test_cohen_kappa(a: list[bool | None], b: list[bool | None], kappa: float | 
     ],
 )
 def test_majority(votes: list[bool | None], winner: str, share: float | None, split: bool) -> None:
-    vote = batch.majority(votes)
+    vote = matrix.majority(votes)
     assert (vote.majority, vote.disagreement) == (winner, split)
     assert vote.agreement == pytest.approx(share) if share is not None else vote.agreement is None
 
@@ -361,7 +361,7 @@ def hand_matrix(votes: dict[tuple[str, str], list[bool | None]]) -> Matrix:
     papers = sorted({p for p, _ in votes})
     qids = sorted({q for _, q in votes})
     n = len(next(iter(votes.values())))
-    matrix = Matrix(
+    grid = Matrix(
         [Paper(p, f"Paper {p}", f"{p}.pdf", 1, 1, "", doi=f"10.1/{p}") for p in papers],
         QuestionSet("hand", "", [Question(q, q, f"Question {q}?") for q in qids]),
         {f"m{i}": f"m{i}@" for i in range(n)},
@@ -371,7 +371,7 @@ def hand_matrix(votes: dict[tuple[str, str], list[bool | None]]) -> Matrix:
         for i, v in enumerate(vs):
             status = "error" if v is None else "answered" if v else "not_reported"
             recipe = {"template_hash": "h", "retrieval": {}, "generation": {}}
-            matrix.cells[(p, q, f"m{i}")] = Cell(
+            grid.cells[(p, q, f"m{i}")] = Cell(
                 p,
                 q,
                 f"m{i}",
@@ -382,11 +382,11 @@ def hand_matrix(votes: dict[tuple[str, str], list[bool | None]]) -> Matrix:
                 error="boom" if v is None else "",
                 reported=v,
             )
-    return matrix
+    return grid
 
 
 def test_pairwise_kappa_over_the_matrix() -> None:
-    matrix = hand_matrix(
+    grid = hand_matrix(
         {
             ("p1", "q1"): [Y, Y, N],
             ("p1", "q2"): [Y, N, N],
@@ -394,7 +394,7 @@ def test_pairwise_kappa_over_the_matrix() -> None:
             ("p2", "q2"): [N, None, N],
         }
     )
-    kappas = batch.pairwise_kappa(matrix)
+    kappas = matrix.pairwise_kappa(grid)
     # m0 Y Y N N vs m2 N N N N: po 1/2, pe 1/2·0 + 1/2·1 = 1/2 -> 0
     assert kappas[("m0", "m2")] == pytest.approx(0.0)
     # m0 vs m1 on the three items both rated: Y Y N vs Y N N: po 2/3, pe 4/9 -> 0.4
@@ -404,7 +404,7 @@ def test_pairwise_kappa_over_the_matrix() -> None:
 
 def test_scores_against_human_labels() -> None:
     # Majorities: pa q1 yes, q2 no, q3 no | pb q1 no, q2 tie, q3 yes | pc q1 yes, q2 yes, q3 no
-    matrix = hand_matrix(
+    grid = hand_matrix(
         {
             ("pa", "q1"): [Y, Y, N],
             ("pa", "q2"): [N, N, Y],
@@ -417,37 +417,37 @@ def test_scores_against_human_labels() -> None:
             ("pc", "q3"): [N, N, Y],
         }
     )
-    labels = batch.load_labels(
+    labels = matrix.load_labels(
         "no,Article_name,DOI,Dataset,Source Code,Level 1\n"
         "1,Paper pa,https://doi.org/10.1/pa,y,y,y\n"
         "2,Whatever,10.1/PB,n,n,n\n"
         "3,paper PC!,,y,n,\n"  # no DOI: matched by title
         "4,Not in the matrix,10.9/zz,y,y,y\n"
     )
-    mapping = batch.load_label_map(
+    mapping = matrix.load_label_map(
         '{"variables": {"Dataset": ["q1"], "Source Code": ["q2", "q3"]}}'
     )
-    report = batch.score_labels(matrix, labels, mapping)
+    report = matrix.score_labels(grid, labels, mapping)
     dataset, code = report.variables
     # Dataset: predicted pa Y, pb N, pc Y vs human y, n, y -> 3/3, κ 1
     assert (dataset.n, dataset.correct, dataset.kappa) == (3, 3, 1.0)
     # Source Code: pa any(no, no) = N vs y; pb any(tie, yes) = Y vs n; pc any(yes, no) = Y vs n
     assert (code.n, code.correct, code.questions) == (3, 0, ("q2", "q3"))
-    assert code.kappa == pytest.approx(batch.cohen_kappa([N, Y, Y], [Y, N, N]))
+    assert code.kappa == pytest.approx(matrix.cohen_kappa([N, Y, Y], [Y, N, N]))
     assert (report.overall.n, report.overall.correct) == (6, 3)
     assert [row.title for row in report.unmatched] == ["Not in the matrix"]
-    csv_map = batch.load_label_map("variable,questions\nDataset,q1\nSource Code,q2; q3\n")
+    csv_map = matrix.load_label_map("variable,questions\nDataset,q1\nSource Code,q2; q3\n")
     assert csv_map == mapping
 
 
 def test_shipped_label_map_names_real_questions_and_label_columns() -> None:
-    mapping = batch.load_label_map()
-    ids = {q.id for q in batch.builtin_questions().questions}
+    mapping = matrix.load_label_map()
+    ids = {q.id for q in matrix.builtin_questions().questions}
     assert len(mapping) == 10 and all(set(qs) <= ids for qs in mapping.values())
     labels_csv = SHARED / "data" / "dl-methodology" / "labels.csv"
     if not labels_csv.exists():
         pytest.skip("../shared is absent")
-    rows = batch.load_labels(labels_csv)
+    rows = matrix.load_labels(labels_csv)
     assert [r.doi for r in rows] == [
         "https://doi.org/10.3897/BDJ.8.e57090",
         "https://doi.org/10.1111/2041-210X.13114",
@@ -457,8 +457,8 @@ def test_shipped_label_map_names_real_questions_and_label_columns() -> None:
 
 
 def test_heatmap_colours_cells_by_agreement() -> None:
-    matrix = hand_matrix({("p1", "q1"): [Y, Y, Y], ("p1", "q2"): [Y, N, None]})
-    image = Image.open(io.BytesIO(batch.heatmap_png(matrix)))
+    grid = hand_matrix({("p1", "q1"): [Y, Y, Y], ("p1", "q2"): [Y, N, None]})
+    image = Image.open(io.BytesIO(matrix.heatmap_png(grid)))
     assert image.format == "PNG"
     pixels = image.convert("RGB")
     greens = reds = 0
@@ -474,8 +474,8 @@ def test_heatmap_colours_cells_by_agreement() -> None:
 
 
 def test_builtin_set_has_28_named_questions() -> None:
-    qs = batch.builtin_questions()
-    assert qs.name == batch.BUILTIN_NAME and "arXiv:2411.09269" in qs.citation
+    qs = matrix.builtin_questions()
+    assert qs.name == matrix.BUILTIN_NAME and "arXiv:2411.09269" in qs.citation
     assert [q.id for q in qs.questions] == [f"cq{n:02d}" for n in range(1, 29)]
     assert qs.questions[0].name == "Data collection"
     assert qs.questions[-1].name == "Deployment platform"
@@ -483,13 +483,13 @@ def test_builtin_set_has_28_named_questions() -> None:
 
 
 def test_question_csv_round_trip(tmp_path: Path) -> None:
-    qs = batch.builtin_questions()
-    again = batch.load_csv(batch.to_csv(qs))
+    qs = matrix.builtin_questions()
+    again = matrix.load_csv(matrix.to_csv(qs))
     assert again.questions == qs.questions
     odd = QuestionSet("odd", "", [Question("a", "A, b", 'Say "hi"?\nTwo lines', "Be brief.")])
     path = tmp_path / "odd.csv"
-    path.write_text(batch.to_csv(odd), encoding="utf-8")
-    loaded = batch.load_csv(path)
+    path.write_text(matrix.to_csv(odd), encoding="utf-8")
+    loaded = matrix.load_csv(path)
     assert loaded.questions == odd.questions and loaded.name == "odd"
 
 
@@ -510,58 +510,58 @@ def test_question_csv_round_trip(tmp_path: Path) -> None:
 )
 def test_question_csv_errors_name_the_line(text: str, message: str) -> None:
     with pytest.raises(MarginError) as err:
-        batch.load_csv(text)
+        matrix.load_csv(text)
     assert str(err.value).startswith(message)
 
 
 def test_question_csv_accepts_a_bom_and_any_column_order() -> None:
-    qs = batch.load_csv("\ufeffQuestion,ID\nWhat?,x\n")
+    qs = matrix.load_csv("\ufeffQuestion,ID\nWhat?,x\n")
     assert [(q.id, q.name, q.question, q.instructions) for q in qs.questions] == [
         ("x", "", "What?", "")
     ]
 
 
 def test_question_set_store(tmp_path: Path) -> None:
-    store = batch.QuestionSetStore(tmp_path)
-    assert store.names() == [batch.BUILTIN_NAME]
+    store = matrix.QuestionSetStore(tmp_path)
+    assert store.names() == [matrix.BUILTIN_NAME]
     mine = QuestionSet("My set", "Me (2025)", QUESTIONS.questions)
     store.save(mine)
-    assert store.names() == [batch.BUILTIN_NAME, "My set"]
+    assert store.names() == [matrix.BUILTIN_NAME, "My set"]
     got = store.get("My set")
     assert (got.name, got.citation, got.questions) == ("My set", "Me (2025)", QUESTIONS.questions)
     assert len(list((tmp_path / "question_sets").glob("*.csv"))) == 1
     store.save(QuestionSet("My set", "", QUESTIONS.questions[:1]))
     assert len(store.get("My set").questions) == 1
     with pytest.raises(MarginError, match="built-in set"):
-        store.save(QuestionSet(batch.BUILTIN_NAME, "", QUESTIONS.questions))
+        store.save(QuestionSet(matrix.BUILTIN_NAME, "", QUESTIONS.questions))
     with pytest.raises(MarginError, match="No question set is named 'nope'"):
         store.get("nope")
     store.delete("My set")
-    assert store.names() == [batch.BUILTIN_NAME]
+    assert store.names() == [matrix.BUILTIN_NAME]
 
 
 @pytest.mark.parametrize(
     ("value", "spec"),
     [
-        ("gpt-4o-mini", batch.ModelSpec("gpt-4o-mini", "gpt-4o-mini")),
+        ("gpt-4o-mini", matrix.ModelSpec("gpt-4o-mini", "gpt-4o-mini")),
         (
             "llama=llama3.2@http://localhost:11434/v1",
-            batch.ModelSpec("llama", "llama3.2", "http://localhost:11434/v1"),
+            matrix.ModelSpec("llama", "llama3.2", "http://localhost:11434/v1"),
         ),
         (
             "q=qwen2.5:7b@https://h.example/v1",
-            batch.ModelSpec("q", "qwen2.5:7b", "https://h.example/v1"),
+            matrix.ModelSpec("q", "qwen2.5:7b", "https://h.example/v1"),
         ),
     ],
 )
-def test_model_specs(value: str, spec: batch.ModelSpec) -> None:
-    assert batch.ModelSpec.parse(value) == spec
+def test_model_specs(value: str, spec: matrix.ModelSpec) -> None:
+    assert matrix.ModelSpec.parse(value) == spec
 
 
 @pytest.mark.parametrize("value", ["", "a b", "x=@http://h/v1", "x=m@localhost:1", "=m@http://h"])
 def test_bad_model_specs(value: str) -> None:
     with pytest.raises(ConfigError):
-        batch.ModelSpec.parse(value)
+        matrix.ModelSpec.parse(value)
 
 
 def test_another_endpoint_gets_only_its_own_key(
@@ -576,7 +576,7 @@ def test_another_endpoint_gets_only_its_own_key(
     )
     owner = Service(configured, svc.library, svc.embedder, None, svc.templates)
     monkeypatch.setenv("MARGIN_API_KEY_LOCAL_1", "sk-local")
-    models = batch.resolve_models(owner, [f"local-1=m@{llm.base_url}", f"bare=m@{llm.base_url}"])
+    models = matrix.resolve_models(owner, [f"local-1=m@{llm.base_url}", f"bare=m@{llm.base_url}"])
     for model in models.values():
         model.complete("hi", max_tokens=5)
     keys = [r.headers.get("authorization") for r in llm.requests]
@@ -638,7 +638,7 @@ def exported(svc: Service, llm: LLMServer, cache: MatrixCache) -> Matrix:
 
 
 def test_wide_csv_export(exported: Matrix, tmp_path: Path) -> None:
-    batch.export(exported, tmp_path / "m.csv")
+    matrix.export(exported, tmp_path / "m.csv")
     rows = list(csv.DictReader((tmp_path / "m.csv").open(encoding="utf-8")))
     assert list(rows[0]) == [*WIDE, "model:a", "model:n", "model:f"]
     assert len(rows) == 6
@@ -656,7 +656,7 @@ def test_wide_csv_export(exported: Matrix, tmp_path: Path) -> None:
 def test_long_csv_export_reproduces_each_cell(
     exported: Matrix, svc: Service, tmp_path: Path
 ) -> None:
-    batch.export(exported, tmp_path / "m.csv", shape="long")
+    matrix.export(exported, tmp_path / "m.csv", shape="long")
     rows = list(csv.DictReader((tmp_path / "m.csv").open(encoding="utf-8")))
     assert list(rows[0]) == LONG and len(rows) == 18
     row = next(
@@ -700,7 +700,7 @@ def test_long_csv_export_reproduces_each_cell(
 @pytest.mark.parametrize("shape", ["wide", "long"])
 def test_json_export(exported: Matrix, shape: str) -> None:
     out = io.StringIO()
-    batch.export(exported, out, shape=shape, fmt="json")  # type: ignore[arg-type]
+    matrix.export(exported, out, shape=shape, fmt="json")  # type: ignore[arg-type]
     doc = json.loads(out.getvalue())
     assert doc["question_set"] == "test set" and doc["shape"] == shape and doc["complete"]
     assert doc["template"] == {"name": "Evidence-first", "hash": PRESETS["Evidence-first"].hash}
@@ -717,7 +717,7 @@ def test_json_export(exported: Matrix, shape: str) -> None:
 
 def test_export_needs_a_known_suffix(exported: Matrix, tmp_path: Path) -> None:
     with pytest.raises(MarginError, match=r"\.csv or \.json"):
-        batch.export(exported, tmp_path / "m.xlsx")
+        matrix.export(exported, tmp_path / "m.xlsx")
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -741,7 +741,7 @@ def test_cli_extract_and_eval_agreement(
     assert library.ingest(PAPERS["organs.pdf"], "organs.pdf").status == "indexed"
     library.close()
     qcsv = tmp_path / "q.csv"
-    qcsv.write_text(batch.to_csv(QUESTIONS), encoding="utf-8")
+    qcsv.write_text(matrix.to_csv(QUESTIONS), encoding="utf-8")
     out = tmp_path / "m.csv"
     args = [
         "extract",
@@ -792,10 +792,10 @@ def test_cli_extract_and_eval_agreement(
 def test_a_cached_matrix_makes_no_calls(svc: Service, llm: LLMServer, cache: MatrixCache) -> None:
     llm.set_default("agree-a", AGREE)
     models: dict[str, ChatModel] = {"a": chat(llm, "agree-a")}
-    questions = batch.builtin_questions()
-    batch.run_matrix(svc, None, questions, models, cache=cache, concurrency=8)
+    questions = matrix.builtin_questions()
+    matrix.run_matrix(svc, None, questions, models, cache=cache, concurrency=8)
     calls = llm.count(path=CHAT)
-    again = batch.run_matrix(svc, None, questions, models, cache=cache, concurrency=8)
+    again = matrix.run_matrix(svc, None, questions, models, cache=cache, concurrency=8)
     assert again.computed == 0 and len(again.cells) == 56
     assert llm.count(path=CHAT) == calls  # the time this takes is bench/matrix.py's business
 
@@ -808,5 +808,5 @@ def test_a_matrix_needs_known_papers(
     svc: Service, llm: LLMServer, cache: MatrixCache, papers: list[str], message: str
 ) -> None:
     with pytest.raises(MarginError, match=message):
-        batch.run_matrix(svc, papers, QUESTIONS, {"a": chat(llm, "agree-a")}, cache=cache)
+        matrix.run_matrix(svc, papers, QUESTIONS, {"a": chat(llm, "agree-a")}, cache=cache)
     assert llm.count() == 0

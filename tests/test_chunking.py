@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from qa_core import chunking, tokens
+from qa_core import tokens
+from qa_core.ingest import chunking
 from qa_core.models import Document, Page, Section, Word
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_core import chunking
-from qa_core.evaluate import (
+from qa_core.evaluation.qasper import (
     ConfigScores,
     DatasetError,
     QuestionScore,
@@ -24,6 +23,7 @@ from qa_core.evaluate import (
     score_question,
     within_budget,
 )
+from qa_core.ingest import chunking
 from qa_core.models import Span
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -14,10 +14,11 @@ import numpy as np
 import pymupdf
 import pytest
 
-from qa_core import chunking, evidence, pdf
-from qa_core.answers import QuoteCandidate
-from qa_core.evidence import extractive, normalize, verify
-from qa_core.highlights import chunk_boxes, chunk_marks, mark_html, page_highlights
+from qa_core.answering import evidence
+from qa_core.answering.evidence import extractive, normalize, verify
+from qa_core.answering.highlights import chunk_boxes, chunk_marks, mark_html, page_highlights
+from qa_core.answering.replies import QuoteCandidate
+from qa_core.ingest import chunking, pdf
 from qa_core.models import Chunk, Context, Hit, Page, Quote, Span, Word
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

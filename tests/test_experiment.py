@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa_core.cli import main
-from qa_core.experiment import answer_f1
+from qa_core.evaluation.experiment import answer_f1
 from tests.llm_server import LLMServer
 from tests.test_evaluate import _write_dataset
 

@@ -1,4 +1,4 @@
-"""qa_core.llm against the loopback server: the real openai client over real HTTP."""
+"""qa_core.answering.llm against the loopback server: the real openai client over real HTTP."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from qa_core import tokens
+from qa_core.answering.llm import OpenAIChat, OpenAIEmbeddings, QueueModel, from_settings
 from qa_core.errors import ConfigError, LLMError, PromptTooLong
-from qa_core.llm import OpenAIChat, OpenAIEmbeddings, QueueModel, from_settings
 from qa_core.settings import Settings
 from tests.llm_server import CONTEXT_LENGTH_BODY, Behaviour, LLMServer
 

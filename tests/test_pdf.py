@@ -1,4 +1,4 @@
-"""qa_core.pdf on real papers, the shared hard PDFs and small PDFs generated here."""
+"""qa_core.ingest.pdf on real papers, the shared hard PDFs and small PDFs generated here."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pymupdf
 import pytest
 
-from qa_core import pdf
 from qa_core.errors import DamagedPdf, EncryptedPdf, ImageOnlyPdf, NotAPdf, PdfError
+from qa_core.ingest import pdf
 from qa_core.models import Box, Document, Page
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -23,7 +23,7 @@ KG8 = DATA / "kg_8.pdf"
 KG8_TITLE = (
     "Detection and annotation of plant organs from digitised herbarium scans using deep learning"
 )
-# The flags qa_core.pdf extracts with, to compare against PyMuPDF's own word list.
+# The flags qa_core.ingest.pdf extracts with, to compare against PyMuPDF's own word list.
 FLAGS = pymupdf.TEXT_PRESERVE_WHITESPACE | pymupdf.TEXT_MEDIABOX_CLIP
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from qa_core import prompts, tokens
-from qa_core.errors import PromptTooLong, TemplateError
-from qa_core.prompts import (
+import qa_core
+from qa_core import tokens
+from qa_core.answering import prompts
+from qa_core.answering.prompts import (
     DEFAULT_TEMPLATE_NAME,
     MESSAGE_OVERHEAD_TOKENS,
     NOT_REPORTED_SENTINEL,
@@ -24,9 +25,10 @@ from qa_core.prompts import (
     render,
     validate,
 )
+from qa_core.errors import PromptTooLong, TemplateError
 
 DATA = Path(__file__).resolve().parent / "data"
-PACKAGE_DATA = Path(prompts.__file__).resolve().parent / "data"
+PACKAGE_DATA = Path(qa_core.__file__).resolve().parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEED_PREFIX = "don't try to make up an answer.\n\n"
 SEED_SUFFIX = "\n\nQuestion: %INSTRUCTIONS:"

@@ -38,7 +38,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from qa_core.highlights import span_offsets, word_boxes
+from qa_core.answering.highlights import span_offsets, word_boxes
 from qa_core.models import Chunk, Context, Page, Quote, Span
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Chat and embedding models behind any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, …).
 
-All use of the openai SDK lives here and in :mod:`qa_core._endpoint` (the retry loop and the
+All use of the openai SDK lives here and in :mod:`qa_core._openai` (the retry loop and the
 one-sentence errors they share); :class:`QueueModel` is the scripted fake for tests, used
 through the same :class:`ChatModel` door as the real client.
 """
@@ -21,7 +21,7 @@ import numpy.typing as npt
 import openai
 
 from qa_core import tokens
-from qa_core._endpoint import BadReply, Endpoint, rejected_param
+from qa_core._openai import BadReply, Endpoint, rejected_param
 from qa_core.errors import ConfigError, LLMError
 from qa_core.settings import Settings
 

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
+from qa_core.answering.llm import ChatModel
 from qa_core.embeddings import Embedder, Vectors
-from qa_core.llm import ChatModel
 from qa_core.models import Page
 from qa_core.service import Service
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from qa_core import evidence
+from qa_core.answering import evidence
 from qa_core.models import Answer, Chunk, Context, Hit, Page, Quote, Span
 
 __all__ = ["answer_from_json", "answer_json", "hit_json", "quote_json"]
@@ -106,8 +106,8 @@ def _index(chunk_id: str) -> int:
 
 def _locate(text: str, first: int, last: int, pages: Sequence[Page]) -> tuple[Span, ...]:
     """The spans of a passage: its text is one piece of each of its pages joined by ``\\n``
-    (see :mod:`qa_core.chunking`), the longest piece that fits a page taken first. Text no page
-    holds any more gets empty spans on its first and last page: shown, never highlighted."""
+    (see :mod:`qa_core.ingest.chunking`), the longest piece that fits a page taken first. Text no
+    page holds any more gets empty spans on its first and last page: shown, never highlighted."""
     spans: list[Span] = []
     rest = text
     for number in range(first, min(last, len(pages)) + 1):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from qa_core.errors import MarginError
 
 if TYPE_CHECKING:
-    from qa_core._cells import Cell, Matrix
+    from qa_core.matrix.cells import Cell, Matrix
 
 __all__ = ["export", "long_rows", "wide_rows"]
 

@@ -1,8 +1,8 @@
 """The openai SDK behind one retry loop and one set of error sentences (private).
 
-Used by :mod:`qa_core.llm` for chat and embeddings. The SDK's own retries are off: we retry 429,
-5xx and connection failures ourselves, so that every failure ends in one sentence naming the
-endpoint (:attr:`LLMError.kind` says which cause), and the API key never appears in it.
+Used by :mod:`qa_core.answering.llm` for chat and embeddings. The SDK's own retries are off: we
+retry 429, 5xx and connection failures ourselves, so that every failure ends in one sentence naming
+the endpoint (:attr:`LLMError.kind` says which cause), and the API key never appears in it.
 """
 
 from __future__ import annotations

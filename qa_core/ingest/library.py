@@ -20,10 +20,10 @@ from typing import Literal
 
 import numpy as np
 
-from qa_core import chunking, pdf
 from qa_core._files import write_atomic
 from qa_core.embeddings import Embedder
 from qa_core.errors import DuplicatePaper, MarginError, PaperNotFound
+from qa_core.ingest import chunking, pdf
 from qa_core.models import Paper
 from qa_core.store import VectorStore
 

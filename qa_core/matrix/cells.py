@@ -13,11 +13,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from qa_core._agreement import Consensus, majority
-from qa_core._questions import QuestionSet
+from qa_core.answering.prompts import Template
 from qa_core.errors import StoreError
+from qa_core.matrix.agreement import Consensus, majority
+from qa_core.matrix.questions import QuestionSet
 from qa_core.models import Paper
-from qa_core.prompts import Template
 from qa_core.settings import Settings
 
 __all__ = [

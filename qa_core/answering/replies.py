@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from qa_core.evidence import MIN_QUOTE_CHARS, QuoteCandidate, normalize
+from qa_core.answering.evidence import MIN_QUOTE_CHARS, QuoteCandidate, normalize
 
 __all__ = ["Parsed", "QuoteCandidate", "parse"]
 

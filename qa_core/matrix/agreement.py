@@ -20,7 +20,7 @@ from qa_core.errors import MarginError
 from qa_core.models import Paper
 
 if TYPE_CHECKING:
-    from qa_core._cells import Matrix
+    from qa_core.matrix.cells import Matrix
 
 __all__ = [
     "Consensus",

@@ -19,9 +19,12 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from qa_core import answers, chunking, prompts, tokens
+from qa_core import tokens
+from qa_core.answering import prompts, replies
+from qa_core.answering.llm import ChatModel
+from qa_core.answering.prompts import Template
 from qa_core.embeddings import Embedder
-from qa_core.evaluate import (
+from qa_core.evaluation.qasper import (
     ConfigScores,
     QasperAnswer,
     QasperPaper,
@@ -31,9 +34,8 @@ from qa_core.evaluate import (
     gold_sets,
     score_question,
 )
-from qa_core.llm import ChatModel
+from qa_core.ingest import chunking
 from qa_core.models import Chunk, Document, Hit
-from qa_core.prompts import Template
 from qa_core.settings import Settings
 from qa_core.store import EdgeStore, SearchQuery
 
@@ -269,7 +271,7 @@ class Experiment:
                         answer_tokens=settings.answer_tokens,
                     )
                     reply = chat.complete(prompt, max_tokens=settings.answer_tokens)
-                    parsed = answers.parse(reply.text, sentinel=prompts.NOT_REPORTED_SENTINEL)
+                    parsed = replies.parse(reply.text, sentinel=prompts.NOT_REPORTED_SENTINEL)
                     said = "Unanswerable" if parsed.status == "not_reported" else parsed.body
                     refs = reference_texts(question.answers)
                     f1s.append(max(answer_f1(said, ref) for ref in refs) if refs else 0.0)

@@ -25,7 +25,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from qa_core._agreement import (
+from qa_core.answering.llm import ChatModel
+from qa_core.answering.prompts import CITATION, Template
+from qa_core.answering.serialization import answer_json
+from qa_core.errors import ConfigError, MarginError, PaperNotFound
+from qa_core.matrix.agreement import (
     Consensus,
     LabelReport,
     LabelRow,
@@ -38,7 +42,7 @@ from qa_core._agreement import (
     pairwise_kappa,
     score_labels,
 )
-from qa_core._cells import (
+from qa_core.matrix.cells import (
     BINARY_PROMPT,
     BINARY_PROMPT_NAME,
     CACHE_FILE,
@@ -53,10 +57,9 @@ from qa_core._cells import (
     parse_binary,
     sha,
 )
-from qa_core._endpoints import ModelSpec, model_id, resolve_models, url_of
-from qa_core._matrix_export import export
-from qa_core._matrix_service import MatrixService, services_for, warm
-from qa_core._questions import (
+from qa_core.matrix.endpoints import ModelSpec, model_id, resolve_models, url_of
+from qa_core.matrix.export import export
+from qa_core.matrix.questions import (
     BUILTIN_NAME,
     Question,
     QuestionSet,
@@ -64,12 +67,9 @@ from qa_core._questions import (
     load_csv,
     to_csv,
 )
-from qa_core._questions import builtin as builtin_questions
-from qa_core.errors import ConfigError, MarginError, PaperNotFound
-from qa_core.export import answer_json
-from qa_core.llm import ChatModel
+from qa_core.matrix.questions import builtin as builtin_questions
+from qa_core.matrix.run import MatrixService, services_for, warm
 from qa_core.models import Paper
-from qa_core.prompts import CITATION, Template
 from qa_core.service import Service
 
 __all__ = [

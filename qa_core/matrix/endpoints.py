@@ -1,4 +1,4 @@
-"""Named chat models for a matrix: ``NAME`` or ``NAME=MODEL@BASE_URL`` (see qa_core.batch)."""
+"""Named chat models for a matrix: ``NAME`` or ``NAME=MODEL@BASE_URL`` (see qa_core.matrix)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from qa_core import llm
+from qa_core.answering import llm
+from qa_core.answering.llm import ChatModel
 from qa_core.errors import ConfigError
-from qa_core.llm import ChatModel
 from qa_core.service import Service
 from qa_core.settings import Settings
 

@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa_core import prompts
 from qa_core._files import slug, write_atomic
+from qa_core.answering import prompts
 from qa_core.errors import MarginError
 
 __all__ = ["BUILTIN_NAME", "Question", "QuestionSet", "QuestionSetStore", "load_csv", "to_csv"]
