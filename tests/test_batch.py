@@ -200,9 +200,13 @@ class Gauge(ChatModel):
     """Wraps a real model to see how many of its requests are in flight at once."""
 
     def __init__(self, inner: OpenAIChat, counter: Counter[str], lock: threading.Lock) -> None:
-        self.inner, self.name, self.url = inner, inner.name, inner.url
+        self.inner, self.name = inner, inner.name
         self.counter, self.lock = counter, lock
         self.active: Counter[str] = Counter()
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
 
     def complete(
         self, prompt: str, *, max_tokens: int, on_delta: Callable[[str], None] | None = None

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from qa_core import build
-from qa_core.answering.llm import QueueModel
 from qa_core.errors import EmbeddingMismatch, MarginError
 from qa_core.ingest.library import Library
 from qa_core.models import Chunk, Span
 from qa_core.service import NO_LLM_NOTICE, Service
 from qa_core.settings import Settings
 from qa_core.store import ServerStore
+from tests.fakes import QueueModel
 from tests.netguard import loopback_only
 from tests.pdfmaker import METHODS_PAPER, make_pdf
 

@@ -1,28 +1,23 @@
 """Chat and embedding models behind any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, …).
 
-All use of the openai SDK lives here and in :mod:`qa_core._openai` (the retry loop and the
-one-sentence errors they share); :class:`QueueModel` is the scripted fake for tests, used
-through the same :class:`ChatModel` door as the real client.
+Chat's use of the openai SDK lives here; :mod:`qa_core._openai` holds the retry loop and the
+one-sentence errors that chat and embeddings share. Test doubles implement :class:`ChatModel`
+(the tests' queue model) and come in through the same door as the real client.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import math
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
 import openai
 
 from qa_core import tokens
 from qa_core._openai import BadReply, Endpoint, rejected_param
-from qa_core.errors import ConfigError, LLMError
+from qa_core.errors import ConfigError
 from qa_core.settings import Settings
 
 __all__ = [
@@ -30,14 +25,11 @@ __all__ = [
     "ChatModel",
     "Completion",
     "OpenAIChat",
-    "OpenAIEmbeddings",
-    "QueueModel",
     "from_settings",
 ]
 
 log = logging.getLogger(__name__)
 DEFAULT_CHAT_MODEL = "gpt-4o-mini"
-_EMBED_BATCH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +47,11 @@ class ChatModel(Protocol):
     """What the service needs from a chat model."""
 
     name: str
+
+    @property
+    def url(self) -> str:
+        """The endpoint that serves it, without credentials (part of every matrix cache key)."""
+        ...
 
     def complete(
         self, prompt: str, *, max_tokens: int, on_delta: Callable[[str], None] | None = None
@@ -189,92 +186,6 @@ class OpenAIChat(ChatModel):
             encoding = tokens.encoding_for(self.name, self._encoding_name)
             sent, got = tokens.count(prompt, encoding), tokens.count(text, encoding)
         return Completion(text, sent, got, model if isinstance(model, str) else self.name, finish)
-
-
-class OpenAIEmbeddings:
-    """An embedding model on an OpenAI-compatible endpoint; vectors are L2-normalised float32."""
-
-    def __init__(self, settings: Settings, model: str, *, backoff: float = 0.5) -> None:
-        self._api = Endpoint(settings, model, "MARGIN_EMBEDDING", backoff)
-        self.name = f"openai:{model}"
-        self._dim: int | None = None
-
-    @property
-    def dim(self) -> int:
-        """Vector size (asks the endpoint once, by embedding one string, if not yet known)."""
-        if self._dim is None:
-            return int(self.embed_query("dimension probe").shape[0])
-        return self._dim
-
-    def embed_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Shape (len(texts), dim), one request per 256 texts."""
-        batches = [
-            self._api.call(functools.partial(self._embed, texts[start : start + _EMBED_BATCH]))
-            for start in range(0, len(texts), _EMBED_BATCH)
-        ]
-        if not batches:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = np.vstack(batches)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit: npt.NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-        return unit
-
-    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
-        """Shape (dim,)."""
-        vector: npt.NDArray[np.float32] = self.embed_passages([text])[0]
-        return vector
-
-    def health(self) -> str:
-        """Embed one string; a one-line description, or :class:`LLMError` with the cause."""
-        size = self.embed_query("health check").shape[0]
-        return f"OK: embedding model '{self._api.model}' at {self._api.url} ({size} dimensions)"
-
-    def _embed(self, batch: Sequence[str]) -> npt.NDArray[np.float32]:
-        response: Any = self._api.client.embeddings.create(
-            model=self._api.model, input=list(batch), encoding_format="float"
-        )
-        data = getattr(response, "data", None)
-        if not isinstance(data, list) or len(data) != len(batch):
-            raise BadReply
-        try:
-            rows = sorted(data, key=lambda item: int(item.index))
-            vectors = np.asarray([row.embedding for row in rows], dtype=np.float32)
-        except (AttributeError, TypeError, ValueError) as err:
-            raise BadReply from err
-        if vectors.ndim != 2 or vectors.shape[1] == 0 or self._dim not in (None, vectors.shape[1]):
-            raise BadReply
-        self._dim = int(vectors.shape[1])
-        return vectors
-
-
-class QueueModel(ChatModel):
-    """A scripted fake for tests: each call pops the next reply (or raises it if an exception)."""
-
-    name = "queue"
-
-    def __init__(self, replies: Iterable[str | BaseException] = ()) -> None:
-        self.replies: deque[str | BaseException] = deque(replies)
-        self.prompts: list[str] = []
-
-    def complete(
-        self, prompt: str, *, max_tokens: int, on_delta: Callable[[str], None] | None = None
-    ) -> Completion:
-        """Pop the next reply, streamed in a few deltas when ``on_delta`` is given."""
-        self.prompts.append(prompt)
-        if not self.replies:
-            raise LLMError("The queue model has no scripted reply left.", "bad_reply")
-        reply = self.replies.popleft()
-        if isinstance(reply, BaseException):
-            raise reply
-        if on_delta is not None and reply:
-            size = math.ceil(len(reply) / 4)
-            for start in range(0, len(reply), size):
-                on_delta(reply[start : start + size])
-        return Completion(reply, tokens.count(prompt), tokens.count(reply), self.name, "stop")
-
-    def health(self) -> str:
-        """Always fine."""
-        return f"OK: queue model ({len(self.replies)} replies left)"
 
 
 def from_settings(settings: Settings) -> ChatModel | None:

@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from qa_core import embeddings
 from qa_core._files import write_atomic
 from qa_core.embeddings import Embedder
 from qa_core.errors import DuplicatePaper, MarginError, PaperNotFound
@@ -145,11 +146,10 @@ class Library:
             chunks = chunking.split(doc, pid, size=self.chunk_tokens, overlap=self.chunk_overlap)
             report("embed", 0.0)
             texts = [chunking.embedding_text(c) for c in chunks]
-            batch = 32
             parts = []
-            for i in range(0, len(texts), batch):
-                parts.append(self.embedder.embed_passages(texts[i : i + batch]))
-                report("embed", min(1.0, (i + batch) / max(1, len(texts))))
+            for batch in embeddings.batches_of(texts):
+                parts.append(self.embedder.embed_passages(batch))
+                report("embed", sum(map(len, parts)) / max(1, len(texts)))
             vectors = np.vstack(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
             report("index", 0.0)
             stored = data if password is None else pdf.unlock(data, password)

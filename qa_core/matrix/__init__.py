@@ -57,7 +57,7 @@ from qa_core.matrix.cells import (
     parse_binary,
     sha,
 )
-from qa_core.matrix.endpoints import ModelSpec, model_id, resolve_models, url_of
+from qa_core.matrix.endpoints import ModelSpec, model_id, resolve_models
 from qa_core.matrix.export import export
 from qa_core.matrix.questions import (
     BUILTIN_NAME,
@@ -200,7 +200,7 @@ def run_matrix(
                 if (conv := cache.lookup_conversion(cell, model_id(binary))) is not None:
                     ready.append(conv)
                     continue
-            todo.setdefault(url_of(chat), deque()).append(_Task(cell, q))
+            todo.setdefault(chat.url, deque()).append(_Task(cell, q))
     total, done = matrix.total, 0
     for cell in ready:
         matrix.cells[(cell.paper_id, cell.question_id, cell.model)] = cell
@@ -208,10 +208,10 @@ def run_matrix(
         if on_cell:
             on_cell(CellProgress(cell, done, total, None))
     to_compute = sum(map(len, todo.values()))
-    gate = {url: threading.Semaphore(concurrency) for url in map(url_of, models.values())}
+    gate = {url: threading.Semaphore(concurrency) for url in (c.url for c in models.values())}
     if binary is not None:
-        gate.setdefault(url_of(binary), threading.Semaphore(concurrency))
-    ctx = _Context(services, {n: gate[url_of(c)] for n, c in models.items()}, tpl, binary, gate)
+        gate.setdefault(binary.url, threading.Semaphore(concurrency))
+    ctx = _Context(services, {n: gate[c.url] for n, c in models.items()}, tpl, binary, gate)
     stop = threading.Event()
     results: queue.SimpleQueue[_Done | None] = queue.SimpleQueue()
 
@@ -359,7 +359,7 @@ def _compute(task: _Task, ctx: _Context) -> _Done:
         return _Done(cell, answered, False)
     prompt = binary_prompt(q.question, str(cell.answer["answer"]))
     try:
-        with ctx.endpoints[url_of(binary)]:
+        with ctx.endpoints[binary.url]:
             reply = binary.complete(prompt, max_tokens=64).text
     except Exception as exc:  # the answer stays; the conversion is retried on the next run
         failed = replace(cell, reported=None, error="Yes/no conversion: " + _one_line(exc))

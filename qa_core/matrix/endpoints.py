@@ -16,7 +16,7 @@ from qa_core.errors import ConfigError
 from qa_core.service import Service
 from qa_core.settings import Settings
 
-__all__ = ["ModelSpec", "model_id", "resolve_models", "url_of"]
+__all__ = ["ModelSpec", "model_id", "resolve_models"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +76,6 @@ def resolve_models(service: Service, values: Sequence[str]) -> dict[str, ChatMod
     return models
 
 
-def url_of(chat: ChatModel) -> str:
-    return str(getattr(chat, "url", ""))
-
-
 def model_id(chat: ChatModel) -> str:
     """What identifies a model in cache keys and exports: model@endpoint."""
-    return f"{chat.name}@{url_of(chat)}"
+    return f"{chat.name}@{chat.url}"
