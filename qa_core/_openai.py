@@ -16,10 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
-from qa_core.errors import ConfigError, LLMError, PromptTooLong
+from qa_core.errors import BadReply, ConfigError, LLMError, PromptTooLong
 from qa_core.settings import Settings
 
-__all__ = ["BadReply", "Endpoint", "rejected_param"]
+__all__ = ["Endpoint", "rejected_param"]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -29,10 +29,6 @@ _BACKOFF_CAP = 8.0  # seconds, our exponential backoff
 _RETRY_AFTER_CAP = 30.0  # seconds, however long the server asks us to wait
 _TOO_LONG = ("context length", "context_length", "maximum context", "too long", "context window")
 _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
-
-
-class BadReply(Exception):
-    """The reply parsed but does not have the shape of an OpenAI answer."""
 
 
 # Failure -> LLMError.kind; the first matching class wins (subclasses come first).

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from qa_core._openai import BadReply, Endpoint
-from qa_core.errors import ConfigError
+from qa_core._openai import Endpoint
+from qa_core.errors import BadReply, ConfigError
 from qa_core.settings import Settings
 
 __all__ = ["BATCH", "Embedder", "LocalE5", "OpenAIEmbeddings", "batches_of", "from_settings"]

@@ -3,13 +3,36 @@
 Every error raised across the public API is a :class:`MarginError`; its ``str()`` is one
 sentence that says what went wrong and, where there is one, what to do about it. The CLI and
 the app print that sentence and nothing else (no traceback).
+
+The tree::
+
+    Exception
+    ├── MarginError                 every error a user can see
+    │   ├── ConfigError             a setting is missing or contradicts another
+    │   ├── PdfError                a PDF could not be read
+    │   │   ├── NotAPdf
+    │   │   ├── EncryptedPdf
+    │   │   ├── ImageOnlyPdf
+    │   │   └── DamagedPdf
+    │   ├── StoreError              the vector store failed
+    │   │   └── EmbeddingMismatch
+    │   ├── PaperNotFound
+    │   ├── DuplicatePaper          carries the existing paper's id
+    │   ├── TemplateError           an instruction template is invalid
+    │   ├── DatasetError            evaluation data missing or malformed
+    │   └── LLMError                an endpoint failed; ``kind`` says why
+    │       └── PromptTooLong
+    └── BadReply                    internal: an endpoint's reply has the wrong shape (becomes
+                                    an LLMError before it reaches anyone)
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BadReply",
     "ConfigError",
     "DamagedPdf",
+    "DatasetError",
     "DuplicatePaper",
     "EmbeddingMismatch",
     "EncryptedPdf",
@@ -77,6 +100,10 @@ class TemplateError(MarginError):
     """An instruction template is invalid; the message names the problem."""
 
 
+class DatasetError(MarginError):
+    """The evaluation data is missing or not in the expected format."""
+
+
 class LLMError(MarginError):
     """The chat or embedding endpoint failed; the message names the cause."""
 
@@ -92,3 +119,7 @@ class PromptTooLong(LLMError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, kind="too_long")
+
+
+class BadReply(Exception):
+    """The reply parsed but does not have the shape of an OpenAI answer (internal)."""

@@ -6,7 +6,10 @@ Coordinates are PDF points with a top-left origin (PyMuPDF's convention). Page n
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Literal
 
 __all__ = [
@@ -49,6 +52,41 @@ class Page:
     width: float
     height: float
     words: tuple[Word, ...]
+
+    def boxes(self, spans: Iterable[Span]) -> list[Box]:
+        """Boxes of this page's words overlapping ``spans``, one box per run on a line."""
+        words = self.words
+        picked: dict[int, None] = {}
+        for s in spans:
+            if s.page != self.number:
+                continue
+            i = bisect_right(words, s.start, key=attrgetter("end"))  # first word ending after start
+            while i < len(words) and words[i].start < s.end:
+                picked[i] = None
+                i += 1
+        boxes: list[Box] = []
+        prev = None
+        for i in sorted(picked):
+            w = words[i]
+            if (
+                prev is not None
+                and prev == i - 1
+                and "\n" not in self.text[words[prev].end : w.start]
+            ):
+                x0, y0, x1, y1 = boxes[-1]
+                overlap = min(y1, w.box[3]) - max(y0, w.box[1])
+                if overlap > 0.5 * min(y1 - y0, w.box[3] - w.box[1]):
+                    boxes[-1] = (
+                        min(x0, w.box[0]),
+                        min(y0, w.box[1]),
+                        max(x1, w.box[2]),
+                        max(y1, w.box[3]),
+                    )
+                    prev = i
+                    continue
+            boxes.append(w.box)
+            prev = i
+        return boxes
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +131,14 @@ class Chunk:
     section: str = ""
     back_matter: bool = False
 
+    def span_offsets(self) -> list[int]:
+        """Where each span starts in :attr:`text` (spans are joined by one newline)."""
+        out, pos = [], 0
+        for s in self.spans:
+            out.append(pos)
+            pos += s.end - s.start + 1
+        return out
+
     @property
     def page_start(self) -> int:
         return self.spans[0].page
@@ -135,6 +181,14 @@ class Context:
 
 QuoteStatus = Literal["verified", "misattributed", "unverified"]
 AnswerStatus = Literal["answered", "not_reported", "not_found", "extractive", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteCandidate:
+    """A quoted span of an answer and the ``[n]`` it cites (None when uncited)."""
+
+    text: str
+    context_n: int | None
 
 
 @dataclass(frozen=True, slots=True)

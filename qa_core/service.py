@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from qa_core import embeddings, store, tokens
-from qa_core.answering import evidence, llm, prompts, replies
+from qa_core.answering import evidence, llm, prompts, replies, sentences
 from qa_core.answering.llm import ChatModel
 from qa_core.answering.prompts import Template, TemplateStore
 from qa_core.embeddings import Embedder
@@ -211,7 +211,7 @@ class Service:
             return answer
         if chat is None:
             t1 = time.perf_counter()
-            answer.quotes = evidence.extractive(
+            answer.quotes = sentences.extractive(
                 self.embedder.embed_query(question),
                 contexts,
                 self.pages,
@@ -275,7 +275,7 @@ class Service:
         answer.status = parsed.status
         if parsed.status == "answered":
             # Answers without quotes get each sentence's best-matching passage sentence.
-            candidates = list(parsed.quotes) or evidence.align(parsed.body, answer.contexts)
+            candidates = list(parsed.quotes) or sentences.align(parsed.body, answer.contexts)
             answer.quotes = evidence.verify(candidates, answer.contexts, self.pages)
         answer.timings["verify"] = time.perf_counter() - t3
         return answer

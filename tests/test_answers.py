@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from qa_core.answering.replies import Parsed, QuoteCandidate, parse
+from qa_core.answering.replies import Parsed, parse
+from qa_core.models import QuoteCandidate
 
 DATA = Path(__file__).resolve().parent / "data"
 

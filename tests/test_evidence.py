@@ -14,12 +14,12 @@ import numpy as np
 import pymupdf
 import pytest
 
-from qa_core.answering import evidence
-from qa_core.answering.evidence import extractive, normalize, verify
+from qa_core.answering.evidence import verify
 from qa_core.answering.highlights import chunk_boxes, chunk_marks, mark_html, page_highlights
-from qa_core.answering.replies import QuoteCandidate
+from qa_core.answering.normalize import normalize, page_norm
+from qa_core.answering.sentences import align, extractive
 from qa_core.ingest import chunking, pdf
-from qa_core.models import Chunk, Context, Hit, Page, Quote, Span, Word
+from qa_core.models import Chunk, Context, Hit, Page, Quote, QuoteCandidate, Span, Word
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -459,7 +459,7 @@ def test_extractive_with_nothing_to_say() -> None:
 
 def test_align_finds_supporting_sentences_for_a_quote_free_answer() -> None:
     body = "The detector was trained with stochastic gradient descent for 40 epochs. It was good."
-    cands = evidence.align(body, CONTEXTS)
+    cands = align(body, CONTEXTS)
     assert [c.context_n for c in cands] == [1]
     assert cands[0].text.startswith("The network was trained with stochastic gradient descent")
     assert verify(cands, CONTEXTS, pages_of)[0].status == "verified"
@@ -563,7 +563,7 @@ def test_verify_on_a_real_two_column_paper() -> None:
                 piece[k // 2 : k // 2] = ["which", "we", "never", "observed", "anywhere", "else"]
             cands.append(QuoteCandidate(" ".join(piece), c.n % 8 + 1 if kind == 9 else c.n))
     pages = library({"s2orc": doc.pages})
-    evidence._page_norm.cache_clear()  # the first verify() of a paper normalises its pages
+    page_norm.cache_clear()  # the first verify() of a paper normalises its pages
     cold = verify(cands, contexts, pages)
     warm = verify(cands, contexts, pages)  # from the page cache: the same answer
     assert cold == warm

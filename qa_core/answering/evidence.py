@@ -1,8 +1,9 @@
 """Check every quote against the PDF page text and find where it sits on the page.
 
-Matching happens in normalised space (:func:`normalize`): NFKC, straight quotes, one dash,
-joined hyphenation, single spaces, lower case. A quote is *found* in a stretch of text when one
-contiguous piece of it covering at least 85% of the normalised quote occurs there, and every
+Matching happens in normalised space (:mod:`qa_core.answering.normalize`): NFKC, straight
+quotes, one dash, joined hyphenation, single spaces, lower case. A quote is *found* in a stretch
+of text when one contiguous piece of it covering at least 85% of the normalised quote occurs
+there, and every
 number in the quote appears identically in the text at that place ("0.025" never matches
 "0.0025"). Quotes shorter than :data:`MIN_QUOTE_CHARS` normalised characters are ignored.
 
@@ -25,150 +26,26 @@ draws the rest of a quote that continues on the next page.
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from array import array
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-import numpy as np
-import numpy.typing as npt
+from qa_core.answering.normalize import MIN_QUOTE_CHARS, page_norm, quote_key
+from qa_core.models import Chunk, Context, Page, Quote, QuoteCandidate, Span
 
-from qa_core.answering.highlights import span_offsets, word_boxes
-from qa_core.models import Chunk, Context, Page, Quote, Span
+__all__ = ["MARGIN", "Finder", "Pages", "verify"]
 
-__all__ = [
-    "MARGIN",
-    "MIN_QUOTE_CHARS",
-    "QuoteCandidate",
-    "align",
-    "extractive",
-    "normalize",
-    "verify",
-]
-
-MIN_QUOTE_CHARS = 12
 MARGIN = 40  # characters a match may stick out of a chunk span (word cut at a chunk edge)
 _COVER = 85  # per cent of the normalised quote one contiguous match must cover
 _MAX_HITS = 32  # occurrences examined per region; more means the quote is boilerplate
-_MAX_SENTENCES = 64  # sentences embedded per answer (best-ranked contexts first): bounds latency
 Pages = Callable[[str], Sequence[Page]]
-Embed = Callable[[Sequence[str]], npt.ArrayLike]
 
-_FOLD = str.maketrans(
-    {
-        **dict.fromkeys("‘’‚‛′", "'"),
-        **dict.fromkeys("“”„‟″", '"'),
-        **dict.fromkeys("‐‑‒–—―−", "-"),
-        **dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff"),
-    }
-)
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-# Line-end hyphenation between letters (dropped), stray soft hyphens (dropped), and whitespace
-# runs other than a single space (one space). A lone space needs no work: that keeps it fast.
-_JOIN = re.compile(r"(?<=[^\W\d_])[-\xad][^\S\n]*\n\s*(?=[^\W\d_])|\xad|[^\S ]\s*| \s+")
-# Matching also drops hyphens inside words: a compound split at a line end ("Lucene-\nBM25")
-# is joined like any hyphenated word, so "Lucene-BM25" must match "LuceneBM25".
-_JOIN_LOOSE = re.compile(rf"{_JOIN.pattern}|(?<=[^\W\d_])-(?=[^\W\d_])")
 _NUMBER = re.compile(
     r"(?<![\w.])[-+]?(?:\d+(?:,\d{3}(?!\d))*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?: ?%)?"
 )
-_ELLIPSIS = re.compile(r"^(?:\.{3}\s*)+|(?:\s*\.{3})+$")
-_ABBREV = re.compile(
-    r"\b(?:e\.g|i\.e|et al|fig|figs|eq|eqs|sec|tab|ref|refs|cf|vs|approx|resp|vol|pp|dr|prof"
-    r"|incl|[a-z])\.$",
-    re.IGNORECASE,
-)
-_SENTENCE_END = re.compile(r"([.!?][\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n")
-_HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-\n(?=[^\W\d_])")
-
-
-def normalize(text: str) -> tuple[str, list[int]]:
-    """Normalised text and, for each of its characters, the index it came from in ``text``."""
-    return _normalize(text, _JOIN)
-
-
-def _normalize(text: str, join: re.Pattern[str]) -> tuple[str, list[int]]:
-    folded, index = _fold(text)
-    parts: list[str] = []
-    out_index: list[int] = []
-    prev = 0
-    for m in join.finditer(folded):
-        start, end = m.span()
-        parts.append(folded[prev:start])
-        out_index.extend(index[prev:start])
-        if folded[start].isspace():
-            parts.append(" ")
-            out_index.append(index[start])
-        prev = end
-    parts.append(folded[prev:])
-    out_index.extend(index[prev:])
-    out = "".join(parts)
-    lo = 1 if out.startswith(" ") else 0
-    hi = len(out) - 1 if len(out) > lo and out.endswith(" ") else len(out)
-    return out[lo:hi], out_index[lo:hi]
-
-
-def _fold(text: str) -> tuple[str, list[int]]:
-    """NFKC, straight quotes, one dash, lower case; soft hyphens are left for :data:`_JOIN`."""
-    if text.isascii():
-        return text.lower(), list(range(len(text)))
-    parts: list[str] = []
-    index: list[int] = []
-    prev = 0
-    for run in _NON_ASCII.finditer(text):
-        start, end = run.span()
-        if start > prev and unicodedata.combining(text[start]):
-            start -= 1  # an ASCII base letter composes with the accent that follows it
-        parts.append(text[prev:start].lower())
-        index.extend(range(prev, start))
-        chunk = text[start:end]
-        if unicodedata.is_normalized("NFKC", chunk):
-            folded = chunk.translate(_FOLD)
-            # One character in, one out at each step (no deletion hidden by an expansion):
-            # the index is the identity, no per-character work.
-            if len(folded) == len(chunk) and len(folded := folded.lower()) == len(chunk):
-                parts.append(folded)
-                index.extend(range(start, end))
-                prev = end
-                continue
-        i = start
-        while i < end:  # a base character with its combining marks, folded as one
-            j = i + 1
-            while j < end and unicodedata.combining(text[j]):
-                j += 1
-            folded = unicodedata.normalize("NFKC", text[i:j]).translate(_FOLD).lower()
-            parts.append(folded)
-            index.extend([i] * len(folded))
-            i = j
-        prev = end
-    parts.append(text[prev:].lower())
-    index.extend(range(prev, len(text)))
-    return "".join(parts), index
-
-
-@dataclass(frozen=True, slots=True)
-class QuoteCandidate:
-    """A quoted span of an answer and the ``[n]`` it cites (None when uncited)."""
-
-    text: str
-    context_n: int | None
-
-
-@lru_cache(maxsize=512)
-def _page_norm(text: str) -> tuple[str, array[int]]:
-    norm, index = _normalize(text, _JOIN_LOOSE)
-    return norm, array("i", index)
-
-
-def _quote_key(text: str, join: re.Pattern[str] = _JOIN_LOOSE) -> str:
-    return _ELLIPSIS.sub("", _normalize(text, join)[0]).strip()
-
-
 # -- matching ---------------------------------------------------------------------------------
 
 
@@ -239,7 +116,7 @@ class _Region:
         index: list[array[int]] = []
         pos = 0
         for page in pages:
-            norm, idx = _page_norm(page.text)
+            norm, idx = page_norm(page.text)
             if not norm:
                 continue
             if parts:
@@ -293,7 +170,7 @@ def _inside(chunk: Chunk, paper_id: str, spans: Sequence[Span]) -> bool:
     )
 
 
-class _Finder:
+class Finder:
     """Regions and pages for one :func:`verify` call, each built once."""
 
     def __init__(self, contexts: Sequence[Context], pages: Pages) -> None:
@@ -347,7 +224,7 @@ class _Finder:
             status="misattributed" if cited_elsewhere else "verified",
             paper_id=paper_id,
             page=spans[0].page,
-            boxes=tuple(word_boxes(page, spans)) if page else (),
+            boxes=tuple(page.boxes(spans)) if page else (),
             found_in=owner.n,
             spans=spans,
         )
@@ -360,127 +237,14 @@ def verify(
 
     Quotes too short to check are dropped; a quote repeated with the same ``[n]`` is kept once.
     """
-    finder = _Finder(contexts, pages)
+    finder = Finder(contexts, pages)
     out: list[Quote] = []
     seen: set[tuple[str, int | None]] = set()
     for cand in candidates:
-        q = _quote_key(cand.text)
-        too_short = len(_quote_key(cand.text, _JOIN)) < MIN_QUOTE_CHARS
+        q = quote_key(cand.text)
+        too_short = len(quote_key(cand.text, loose=False)) < MIN_QUOTE_CHARS
         if too_short or (q, cand.context_n) in seen:
             continue
         seen.add((q, cand.context_n))
         out.append(finder.quote(cand, q))
     return out
-
-
-# -- sentences: extractive answers and alignment ----------------------------------------------
-
-
-def _sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence ranges; no split after e.g., et al., Fig., initials, or inside decimals."""
-    out, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        if m.group().startswith(".") and _ABBREV.search(text, max(0, m.start() - 8), m.start() + 1):
-            continue
-        out.append((start, m.end(1) if m.group(1) else m.start()))
-        start = m.end()
-    out.append((start, len(text)))
-    trimmed = []
-    for a, b in out:
-        piece = text[a:b]
-        a += len(piece) - len(piece.lstrip())
-        b -= len(piece) - len(piece.rstrip())
-        if len(text[a:b].split()) >= 3 and len(_quote_key(text[a:b], _JOIN)) >= MIN_QUOTE_CHARS:
-            trimmed.append((a, b))
-    return trimmed
-
-
-def _display(text: str) -> str:
-    return " ".join(_HYPHEN_BREAK.sub("", text).split())
-
-
-@dataclass(frozen=True, slots=True)
-class _Sentence:
-    ctx: Context
-    start: int  # in the chunk's text
-    end: int
-    text: str
-
-
-def _source_sentences(contexts: Sequence[Context]) -> list[_Sentence]:
-    """The contexts' sentences in context order, each once (overlapping chunks repeat them)."""
-    out, seen = [], set()
-    for ctx in contexts:
-        text = ctx.hit.chunk.text
-        for a, b in _sentences(text):
-            key = (ctx.hit.chunk.paper_id, _quote_key(text[a:b]))
-            if key not in seen:
-                seen.add(key)
-                out.append(_Sentence(ctx, a, b, _display(text[a:b])))
-    return out[:_MAX_SENTENCES]
-
-
-def extractive(
-    question_vector: npt.ArrayLike,
-    contexts: Sequence[Context],
-    pages: Pages,
-    embed: Embed,
-    *,
-    max_sentences: int = 5,
-) -> list[Quote]:
-    """The passages' sentences closest to the question, as verified quotes with their boxes."""
-    sentences = _source_sentences(contexts)
-    if not sentences or max_sentences <= 0:
-        return []
-    vectors = np.asarray(embed([s.text for s in sentences]), dtype=np.float32)
-    scores = vectors @ np.asarray(question_vector, dtype=np.float32).ravel()
-    finder = _Finder(contexts, pages)
-    out = []
-    for i in np.argsort(-scores, kind="stable")[:max_sentences]:
-        s = sentences[int(i)]
-        chunk = s.ctx.hit.chunk
-        spans = []
-        for offset, cs in zip(span_offsets(chunk), chunk.spans, strict=True):
-            lo = max(s.start, offset)
-            hi = min(s.end, offset + cs.end - cs.start)
-            if hi > lo:
-                spans.append(Span(cs.page, cs.start + lo - offset, cs.start + hi - offset))
-        out.append(
-            finder.found(QuoteCandidate(s.text, s.ctx.n), s.ctx, chunk.paper_id, tuple(spans))
-        )
-    return out
-
-
-def align(body: str, contexts: Sequence[Context], *, max_quotes: int = 5) -> list[QuoteCandidate]:
-    """For an answer without quotes: the source sentence that best supports each claim.
-
-    Lexical on purpose (fast, and models reuse the source's words): each answer sentence is
-    paired with the passage sentence sharing the most content words, weighted by how rare each
-    word is among the passages; at least two shared words are required.
-    """
-    claims = [_display(body[a:b]) for a, b in _sentences(body)][:12]
-    sources = _source_sentences(contexts)
-    words = [_content_words(s.text) for s in sources]
-    df = Counter(w for ws in words for w in ws)
-    out: list[QuoteCandidate] = []
-    for claim in claims:
-        wanted = _content_words(claim)
-        best, best_score = None, 0.0
-        for source, have in zip(sources, words, strict=True):
-            shared = wanted & have
-            score = sum(math.log1p(len(sources) / df[w]) for w in shared)
-            if len(shared) >= 2 and score > best_score:
-                best, best_score = source, score
-        if best is not None:
-            cand = QuoteCandidate(best.text, best.ctx.n)
-            if cand not in out:
-                out.append(cand)
-    return out[:max_quotes]
-
-
-# Words of five letters or more, and numbers: what a claim and its source sentence share.
-_WORD = re.compile(r"[^\W\d_]{5,}|\d[\d.,]*")
-
-
-def _content_words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))

@@ -8,74 +8,29 @@ renders as text.
 from __future__ import annotations
 
 import html
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from operator import attrgetter
 
-from qa_core.models import Box, Chunk, Page, Quote, Span
+from qa_core.models import Box, Chunk, Page, Quote
 
 __all__ = [
     "chunk_boxes",
     "chunk_marks",
     "mark_html",
     "page_highlights",
-    "span_offsets",
-    "word_boxes",
 ]
-
-
-def word_boxes(page: Page, spans: Iterable[Span]) -> list[Box]:
-    """Boxes of the words overlapping ``spans`` on ``page``, one box per run on a line."""
-    words = page.words
-    picked: dict[int, None] = {}
-    for s in spans:
-        if s.page != page.number:
-            continue
-        i = bisect_right(words, s.start, key=attrgetter("end"))  # first word ending after start
-        while i < len(words) and words[i].start < s.end:
-            picked[i] = None
-            i += 1
-    boxes: list[Box] = []
-    prev = None
-    for i in sorted(picked):
-        w = words[i]
-        if prev is not None and prev == i - 1 and "\n" not in page.text[words[prev].end : w.start]:
-            x0, y0, x1, y1 = boxes[-1]
-            overlap = min(y1, w.box[3]) - max(y0, w.box[1])
-            if overlap > 0.5 * min(y1 - y0, w.box[3] - w.box[1]):
-                boxes[-1] = (
-                    min(x0, w.box[0]),
-                    min(y0, w.box[1]),
-                    max(x1, w.box[2]),
-                    max(y1, w.box[3]),
-                )
-                prev = i
-                continue
-        boxes.append(w.box)
-        prev = i
-    return boxes
 
 
 def chunk_boxes(chunk: Chunk, page: Page) -> list[Box]:
     """Boxes of the chunk's words on ``page`` (the light highlight), merged per line."""
-    return word_boxes(page, chunk.spans)
+    return page.boxes(chunk.spans)
 
 
 def page_highlights(chunk: Chunk, quote: Quote | None, page: Page) -> tuple[list[Box], list[Box]]:
     """(light, dark) boxes for ``page`` of the chunk's paper: the chunk, and the found quote."""
     dark: list[Box] = []
     if quote is not None and quote.status != "unverified" and quote.paper_id == chunk.paper_id:
-        dark = word_boxes(page, quote.spans)
+        dark = page.boxes(quote.spans)
     return chunk_boxes(chunk, page), dark
-
-
-def span_offsets(chunk: Chunk) -> list[int]:
-    """Where each span starts in ``chunk.text`` (spans are joined by one newline)."""
-    out, pos = [], 0
-    for s in chunk.spans:
-        out.append(pos)
-        pos += s.end - s.start + 1
-    return out
 
 
 def chunk_marks(chunk: Chunk, quotes: Sequence[Quote]) -> list[tuple[int, int]]:
@@ -87,7 +42,7 @@ def chunk_marks(chunk: Chunk, quotes: Sequence[Quote]) -> list[tuple[int, int]]:
         pieces = [
             (offset + lo - cs.start, offset + hi - cs.start)
             for qs in q.spans
-            for offset, cs in zip(span_offsets(chunk), chunk.spans, strict=True)
+            for offset, cs in zip(chunk.span_offsets(), chunk.spans, strict=True)
             if cs.page == qs.page and (lo := max(qs.start, cs.start)) < (hi := min(qs.end, cs.end))
         ]
         # A quote running from one span into the next also covers the newline joining them.

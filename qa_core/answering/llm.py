@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import openai
 
 from qa_core import tokens
-from qa_core._openai import BadReply, Endpoint, rejected_param
-from qa_core.errors import ConfigError
+from qa_core._openai import Endpoint, rejected_param
+from qa_core.errors import BadReply, ConfigError
 from qa_core.settings import Settings
 
 __all__ = [

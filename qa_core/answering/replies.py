@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from qa_core.answering.evidence import MIN_QUOTE_CHARS, QuoteCandidate, normalize
+from qa_core.answering.normalize import MIN_QUOTE_CHARS, normalize
+from qa_core.models import QuoteCandidate
 
 __all__ = ["Parsed", "QuoteCandidate", "parse"]
 

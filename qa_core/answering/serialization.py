@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from qa_core.answering import evidence
-from qa_core.models import Answer, Chunk, Context, Hit, Page, Quote, Span
+from qa_core.models import Answer, Chunk, Context, Hit, Page, Quote, QuoteCandidate, Span
 
 __all__ = ["answer_from_json", "answer_json", "hit_json", "quote_json"]
 
@@ -81,7 +81,7 @@ def answer_from_json(data: Mapping[str, Any], pages: Callable[[str], Sequence[Pa
         for c in data.get("contexts", [])
     ]
     quotes = data.get("quotes", [])
-    candidates = [evidence.QuoteCandidate(q["text"], q["context_n"]) for q in quotes]
+    candidates = [QuoteCandidate(q["text"], q["context_n"]) for q in quotes]
     template = data.get("template") or {}
     return Answer(
         question=data["question"],

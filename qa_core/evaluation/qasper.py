@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa_core.errors import MarginError
+from qa_core.errors import DatasetError
 from qa_core.models import Document, Page, Section, Span, Word
 
 __all__ = [
     "ConfigScores",
-    "DatasetError",
     "GoldSets",
     "QasperAnswer",
     "QasperPaper",
@@ -54,10 +53,6 @@ _HEADING = re.compile(r"^## +(.+?)[ \t]*$", re.MULTILINE)
 _BACK_MATTER = re.compile(r"(?:references|bibliography|acknowledge?ments?)\.?", re.IGNORECASE)
 # US Letter in points: the words' boxes are zeros, the page size only has to be plausible.
 _PAGE_SIZE = (612.0, 792.0)
-
-
-class DatasetError(MarginError):
-    """The evaluation data is missing or not in the expected format."""
 
 
 # -- data -------------------------------------------------------------------------------
