@@ -5,7 +5,8 @@ import streamlit as st
 from pages import _ui as ui
 from qa_core import tokens
 from qa_core.answering import prompts
-from qa_core.answering.prompts import PRESETS, Template, TemplateStore
+from qa_core.answering.prompts import PRESETS, Template
+from qa_core.answering.template_store import TemplateStore
 from qa_core.errors import TemplateError
 
 ui.routed("templates")
@@ -16,7 +17,7 @@ svc = ui.service()
 store = svc.templates
 st.title("Templates")
 with st.expander("How to write a template"):
-    st.markdown(prompts.__doc__ or "")
+    st.markdown(prompts.HOW_TO)
 
 
 def load() -> None:
@@ -99,26 +100,11 @@ elif valid and st.toggle("Render the prompt for a question and a paper"):
     question = st.selectbox("Question", prompts.competency_questions())
     paper = st.selectbox("Paper", list(papers), format_func=papers.__getitem__)
     try:
-        hits = svc.search(question, papers=[paper])
-        blocks = [
-            prompts.format_context(
-                n, h.title, h.chunk.page_start, h.chunk.page_end, h.chunk.text, h.chunk.section
-            )
-            if edited.numbered
-            else h.chunk.text
-            for n, h in enumerate(hits, start=1)
-        ]
-        cfg = svc.settings
-        model = svc.chat.name if svc.chat else cfg.chat_model
-        prompt, used, count = prompts.fit(
-            edited,
-            question,
-            blocks,
-            encoding=tokens.encoding_for(model, cfg.encoding),
-            context_window=cfg.context_window,
-            answer_tokens=cfg.answer_tokens,
+        prompt, hits = svc.preview(question, papers=[paper], template=edited)
+        st.caption(
+            f"{prompt.tokens} tokens · {len(prompt.contexts)} of {len(hits)} passages fit the "
+            "context window"
         )
-        st.caption(f"{count} tokens · {used} of {len(hits)} passages fit the context window")
-        st.code(prompt, language=None, wrap_lines=True)
+        st.code(prompt.text, language=None, wrap_lines=True)
     except Exception as exc:
         ui.show_error(exc)

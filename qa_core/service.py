@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from qa_core import embeddings, store, tokens
 from qa_core.answering import evidence, llm, prompts, replies, sentences
 from qa_core.answering.llm import ChatModel
-from qa_core.answering.prompts import Template, TemplateStore
-from qa_core.embeddings import Embedder
+from qa_core.answering.prompts import Template
+from qa_core.answering.template_store import TemplateStore
+from qa_core.embeddings import Embedder, Vectors
 from qa_core.errors import MarginError
 from qa_core.ingest import pdf
 from qa_core.ingest.library import IngestResult, Library, Progress
 from qa_core.models import Answer, Box, Context, Hit, Page, Paper
 from qa_core.settings import Settings
-from qa_core.store import SearchQuery
+from qa_core.store import SearchQuery, VectorStore
 
 __all__ = ["NO_LLM_NOTICE", "Service", "build"]
 
@@ -30,24 +35,59 @@ NO_LLM_NOTICE = (
 Mode = Literal["hybrid", "dense", "sparse"]
 
 
-class Service:
-    """Everything Margin does, for one workspace. Cheap to copy per workspace."""
+class PageCache:
+    """Parsed pages of the library's papers: each parsed once, the most recent kept.
 
-    def __init__(
-        self,
-        settings: Settings,
-        library: Library,
-        embedder: Embedder,
-        chat: ChatModel | None,
-        templates: TemplateStore,
-        workspace: str = "default",
-    ) -> None:
-        self.settings = settings
-        self.library = library
-        self.embedder = embedder
-        self.chat = chat
-        self.templates = templates
-        self.workspace = workspace
+    Thread-safe: concurrent callers for the same paper wait for one parse (MuPDF parses one
+    document at a time, so parsing twice would stall the matrix's workers).
+    """
+
+    def __init__(self, library: Library, size: int = 32) -> None:
+        self._library = library
+        self._size = size
+        self._pages: OrderedDict[tuple[str, str], tuple[Page, ...]] = OrderedDict()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, workspace: str, paper_id: str) -> tuple[Page, ...]:
+        key = (workspace, paper_id)
+        with self._lock:
+            once = self._locks.setdefault(key, threading.Lock())
+        with once:
+            with self._lock:
+                if key in self._pages:
+                    self._pages.move_to_end(key)
+                    return self._pages[key]
+            pages = pdf.read(self._library.pdf_bytes(workspace, paper_id)).pages
+            with self._lock:
+                self._pages[key] = pages
+                while len(self._pages) > self._size:
+                    old, _ = self._pages.popitem(last=False)
+                    self._locks.pop(old, None)
+            return pages
+
+    def forget(self, workspace: str, paper_id: str) -> None:
+        with self._lock:
+            self._pages.pop((workspace, paper_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """Everything Margin does, for one workspace. Made by :func:`build`; varied by
+    :meth:`replace` (another chat model, embedder or workspace) sharing the same clients."""
+
+    settings: Settings
+    library: Library
+    store: VectorStore
+    embedder: Embedder
+    chat: ChatModel | None
+    templates: TemplateStore
+    page_cache: PageCache
+    workspace: str = "default"
+
+    def replace(self, **changes: Any) -> Service:
+        """A copy with some fields changed (the clients not named are shared)."""
+        return dataclasses.replace(self, **changes)
 
     def for_workspace(self, workspace: str) -> Service:
         """The same clients, another workspace (public deployments: one per visitor).
@@ -56,19 +96,14 @@ class Service:
         """
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", workspace):
             raise MarginError("A workspace name is 1-64 letters, digits, '-' or '_'.")
-        service = Service(
-            self.settings, self.library, self.embedder, self.chat, self.templates, workspace
+        return self.replace(
+            workspace=workspace, templates=TemplateStore(_user_dir(self.settings, workspace))
         )
-        if workspace != "default":
-            service.templates = TemplateStore(service.user_dir)
-        return service
 
     @property
     def user_dir(self) -> Path:
         """Where this workspace keeps its own files (templates, question sets)."""
-        if self.workspace == "default":
-            return self.settings.data_dir
-        return self.settings.data_dir / "workspaces" / self.workspace
+        return _user_dir(self.settings, self.workspace)
 
     # -- library ---------------------------------------------------------------------------
 
@@ -113,14 +148,14 @@ class Service:
 
     def delete(self, paper_id: str) -> None:
         self.library.delete(self.workspace, paper_id)
-        self._parsed.cache_clear()
+        self.page_cache.forget(self.workspace, paper_id)
 
     def pdf_bytes(self, paper_id: str) -> bytes:
         return self.library.pdf_bytes(self.workspace, paper_id)
 
     def pages(self, paper_id: str) -> tuple[Page, ...]:
         """The parsed pages of a paper (parsed once, then cached)."""
-        return self._parsed(self.workspace, paper_id)
+        return self.page_cache(self.workspace, paper_id)
 
     def page_png(
         self,
@@ -132,10 +167,6 @@ class Service:
     ) -> bytes:
         return pdf.page_png(self.pdf_bytes(paper_id), page, light=light, dark=dark, zoom=zoom)
 
-    @functools.lru_cache(maxsize=32)  # noqa: B019 - one Service per process; bounded
-    def _parsed(self, workspace: str, paper_id: str) -> tuple[Page, ...]:
-        return pdf.read(self.library.pdf_bytes(workspace, paper_id)).pages
-
     # -- retrieval -------------------------------------------------------------------------
 
     def search(
@@ -145,16 +176,20 @@ class Service:
         papers: Sequence[str] | None = None,
         k: int | None = None,
         mode: Mode = "hybrid",
+        vector: Vectors | None = None,
     ) -> list[Hit]:
-        """Hybrid retrieval over ready papers (optionally a subset), best first."""
+        """Hybrid retrieval over ready papers (optionally a subset), best first.
+
+        ``vector`` is the query's embedding when the caller already has it.
+        """
         ready = self.library.ready_ids(self.workspace)
         scope = ready if papers is None else [p for p in papers if p in set(ready)]
         if not scope:
             return []
-        return self.library.store.search(
+        return self.store.search(
             SearchQuery(
                 text=query,
-                vector=self.embedder.embed_query(query),
+                vector=self.embedder.embed_query(query) if vector is None else vector,
                 k=k or self.settings.top_k,
                 papers=scope,
                 workspace=self.workspace,
@@ -166,6 +201,55 @@ class Service:
         )
 
     # -- answers ---------------------------------------------------------------------------
+
+    def template(self, template: str | Template | None = None) -> Template:
+        """The template to answer with: given, named (preset, saved or .txt), or the active one.
+
+        Every caller resolves templates here, so every one is validated the same way.
+        """
+        if template is None:
+            tpl = self.templates.active()
+        elif isinstance(template, Template):
+            tpl = template
+        else:
+            tpl = self.templates.get(template)
+        tpl.validate()
+        return tpl
+
+    def preview(
+        self,
+        question: str,
+        *,
+        papers: Sequence[str] | None = None,
+        template: str | Template | None = None,
+        model: str | None = None,
+        instructions: str = "",
+    ) -> tuple[prompts.Prompt, list[Hit]]:
+        """The exact prompt :meth:`ask` would send, and the hits it was made from."""
+        tpl = self.template(template)
+        hits = self.search(question, papers=papers)
+        contexts = [Context(n, hit) for n, hit in enumerate(hits, start=1)]
+        name = model or (self.chat.name if self.chat else self.settings.chat_model)
+        return self._prompt(tpl, question, contexts, name, instructions), hits
+
+    def _prompt(
+        self,
+        tpl: Template,
+        question: str,
+        contexts: Sequence[Context],
+        model: str | None,
+        instructions: str,
+    ) -> prompts.Prompt:
+        s = self.settings
+        return prompts.assemble(
+            tpl,
+            question,
+            contexts,
+            encoding=tokens.encoding_for(model, s.encoding),
+            context_window=s.context_window,
+            answer_tokens=s.answer_tokens,
+            instructions=instructions,
+        )
 
     def ask(
         self,
@@ -184,11 +268,12 @@ class Service:
         question = question.strip()
         if not question:
             raise MarginError("Type a question first.")
-        tpl = self._template(template)
+        tpl = self.template(template)
         chat = self._chat(model)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        hits = self.search(question, papers=papers)
+        vector = self.embedder.embed_query(question)  # once: retrieval and extractive share it
+        hits = self.search(question, papers=papers, vector=vector)
         timings["retrieve"] = time.perf_counter() - t0
         contexts = [Context(n, hit) for n, hit in enumerate(hits, start=1)]
         answer = Answer(
@@ -212,10 +297,7 @@ class Service:
         if chat is None:
             t1 = time.perf_counter()
             answer.quotes = sentences.extractive(
-                self.embedder.embed_query(question),
-                contexts,
-                self.pages,
-                self.embedder.embed_passages,
+                vector, contexts, self.pages, self.embedder.embed_passages
             )
             timings["verify"] = time.perf_counter() - t1
             answer.status = "extractive"
@@ -234,39 +316,17 @@ class Service:
         on_delta: Callable[[str], None] | None,
     ) -> Answer:
         t1 = time.perf_counter()
-        blocks = [
-            prompts.format_context(
-                c.n,
-                c.hit.title,
-                c.hit.chunk.page_start,
-                c.hit.chunk.page_end,
-                c.hit.chunk.text,
-                c.hit.chunk.section,
-            )
-            if tpl.numbered
-            else c.hit.chunk.text
-            for c in answer.contexts
-        ]
-        encoding = tokens.encoding_for(chat.name, self.settings.encoding)
-        prompt, used, prompt_tokens = prompts.fit(
-            tpl,
-            answer.question,
-            blocks,
-            encoding=encoding,
-            context_window=self.settings.context_window,
-            answer_tokens=self.settings.answer_tokens,
-            instructions=instructions,
-        )
-        answer.contexts = answer.contexts[:used]
-        answer.prompt = prompt
+        prompt = self._prompt(tpl, answer.question, answer.contexts, chat.name, instructions)
+        answer.contexts = list(prompt.contexts)
+        answer.prompt = prompt.text
         answer.timings["prompt"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         completion = chat.complete(
-            prompt, max_tokens=self.settings.answer_tokens, on_delta=on_delta
+            prompt.text, max_tokens=self.settings.answer_tokens, on_delta=on_delta
         )
         answer.timings["llm"] = time.perf_counter() - t2
         answer.usage = {
-            "prompt_tokens": completion.prompt_tokens or prompt_tokens,
+            "prompt_tokens": completion.prompt_tokens or prompt.tokens,
             "completion_tokens": completion.completion_tokens,
         }
         t3 = time.perf_counter()
@@ -280,20 +340,20 @@ class Service:
         answer.timings["verify"] = time.perf_counter() - t3
         return answer
 
-    def _template(self, template: str | Template | None) -> Template:
-        if isinstance(template, Template):
-            prompts.validate(template.text)
-            return template
-        return self.templates.get(template) if template else self.templates.active()
-
     def _chat(self, model: str | None) -> ChatModel | None:
         if model is None or (self.chat is not None and model == self.chat.name):
             return self.chat
         return llm.from_settings(self.settings.model_copy(update={"chat_model": model}))
 
     def close(self) -> None:
-        self.library.store.close()
+        self.store.close()
         self.library.close()
+
+
+def _user_dir(settings: Settings, workspace: str) -> Path:
+    if workspace == "default":
+        return settings.data_dir
+    return settings.data_dir / "workspaces" / workspace
 
 
 def _pdf_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -328,8 +388,10 @@ def build(
             chunk_overlap=settings.chunk_overlap,
         )
         model = llm.from_settings(settings) if chat == "settings" else chat
-        templates = TemplateStore(settings.data_dir)
     except BaseException:
         vectors.close()
         raise
-    return Service(settings, library, emb, model, templates, workspace)
+    service = Service(
+        settings, library, vectors, emb, model, TemplateStore(settings.data_dir), PageCache(library)
+    )
+    return service if workspace == "default" else service.for_workspace(workspace)

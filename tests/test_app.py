@@ -17,8 +17,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from qa_core import build, matrix
-from qa_core.answering.prompts import DEFAULT_TEMPLATE_NAME, TemplateStore
+from qa_core.answering.prompts import DEFAULT_TEMPLATE_NAME
 from qa_core.answering.serialization import answer_from_json, answer_json
+from qa_core.answering.template_store import TemplateStore
 from qa_core.service import NO_LLM_NOTICE
 from qa_core.settings import Settings
 from tests.llm_server import LLMServer

@@ -141,13 +141,7 @@ def test_changing_a_setting_that_decides_the_answer_recomputes(
     assert llm.count(path=CHAT) == 6
     run(svc, cache, models, template=PRESETS["Seed pipeline (Kommineni et al. 2024)"])
     assert llm.count(path=CHAT) == 12
-    tweaked = Service(
-        svc.settings.model_copy(update={"top_k": 3}),
-        svc.library,
-        svc.embedder,
-        None,
-        svc.templates,
-    )
+    tweaked = svc.replace(settings=svc.settings.model_copy(update={"top_k": 3}), chat=None)
     run(tweaked, cache, models)
     assert llm.count(path=CHAT) == 18
     run(tweaked, cache, models)
@@ -248,7 +242,7 @@ def test_concurrency_is_bounded_per_endpoint(
 
 def test_concurrent_asks_on_one_service_match_sequential_ones(svc: Service, llm: LLMServer) -> None:
     llm.set_default("agree-a", AGREE)
-    asking = Service(svc.settings, svc.library, svc.embedder, chat(llm, "agree-a"), svc.templates)
+    asking = svc.replace(chat=chat(llm, "agree-a"))
     questions = [q.question for q in matrix.builtin_questions().questions[:6]]
     alone = [asking.ask(q) for q in questions]
     together: list[object] = [None] * len(questions)
@@ -578,7 +572,7 @@ def test_another_endpoint_gets_only_its_own_key(
             "openai_base_url": "http://127.0.0.1:9/v1",
         }
     )
-    owner = Service(configured, svc.library, svc.embedder, None, svc.templates)
+    owner = svc.replace(settings=configured, chat=None)
     monkeypatch.setenv("MARGIN_API_KEY_LOCAL_1", "sk-local")
     models = matrix.resolve_models(owner, [f"local-1=m@{llm.base_url}", f"bare=m@{llm.base_url}"])
     for model in models.values():

@@ -18,13 +18,13 @@ from qa_core.answering.prompts import (
     PRESETS,
     SEED_TEMPLATE_NAME,
     Template,
-    TemplateStore,
     competency_questions,
     fit,
     format_context,
     render,
     validate,
 )
+from qa_core.answering.template_store import TemplateStore
 from qa_core.errors import PromptTooLong, TemplateError
 
 DATA = Path(__file__).resolve().parent / "data"

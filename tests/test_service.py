@@ -68,7 +68,7 @@ def test_extractive_answer_without_llm_is_labelled(svc: Service) -> None:
 
 def _ask_with(svc: Service, reply: str, question: str = "What optimizer was used?") -> object:
     chat = QueueModel([reply])
-    scripted = Service(svc.settings, svc.library, svc.embedder, chat, svc.templates)
+    scripted = svc.replace(chat=chat)
     answer = scripted.ask(question)
     assert chat.prompts and "[1]" in chat.prompts[0]
     return answer

@@ -1,47 +1,35 @@
-"""Instruction templates: checking, presets, rendering, saved versions and the token budget.
+"""Instruction templates: checking, presets, rendering, and fitting a prompt to the token budget.
 
-How to write a template (the app shows this text):
-
-- ``{context}`` (required) is where the retrieved passages go.
-- ``{question}`` (required) is where the question goes.
-- ``{instructions}`` (optional) is where per-question extra instructions go; it renders as
-  nothing when there are none. A template without it ignores extra instructions.
-- Braces follow Python's ``str.format`` rules: write ``{{`` and ``}}`` for a literal ``{`` or
-  ``}``. Nothing else may stand in braces: no positional fields (``{}``, ``{0}``), conversions
-  (``{context!r}``), format specs (``{context:>10}``) or attribute/index access
-  (``{question.x}``, ``{question[0]}``).
+Saved templates and their versions live in :mod:`qa_core.answering.template_store`; how to
+write a template is :data:`HOW_TO`, which the app shows.
 """
 
 from __future__ import annotations
 
-import builtins
-import difflib
 import hashlib
-import json
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
-from typing import TypedDict
 
 import tiktoken
 
 from qa_core import tokens
-from qa_core._files import slug, write_atomic
 from qa_core.errors import PromptTooLong, TemplateError
+from qa_core.models import Context
 
 __all__ = [
     "CITATION",
     "DEFAULT_TEMPLATE_NAME",
+    "HOW_TO",
     "MESSAGE_OVERHEAD_TOKENS",
     "MIN_PASSAGE_TOKENS",
     "NOT_REPORTED_SENTINEL",
     "PRESETS",
     "SEED_TEMPLATE_NAME",
+    "Prompt",
     "Template",
-    "TemplateStore",
+    "assemble",
     "competency_questions",
     "fit",
     "format_context",
@@ -49,6 +37,14 @@ __all__ = [
     "validate",
 ]
 
+HOW_TO = """\
+- Write `{context}` where the retrieved passages should go and `{question}` where the question
+  goes; both are required.
+- `{instructions}` is optional: it is replaced by a question's extra instructions (for example
+  the answer format a question set asks for), and by nothing when there are none.
+- To write a literal brace, double it: `{{` or `}}`. Any other text in braces is an error.
+"""
+"""How to write a template, for the people who write them (Markdown)."""
 NOT_REPORTED_SENTINEL = "NOT REPORTED"
 """The line the Evidence-first template asks for when the passages do not report the answer."""
 SEED_TEMPLATE_NAME = "Seed pipeline (Kommineni et al. 2024)"
@@ -73,14 +69,6 @@ _FIELD = re.compile(r"\{([^{}]*)\}")
 _NESTED = re.compile(r"\{[^{}]*[!:]")  # "{name:{" or "{name!{": a field nested in a spec
 _SEPARATOR = "\n\n"
 _ELLIPSIS = " …"
-_MAX_NAME = 80
-_INDEX_LOCK = threading.Lock()  # serialises read-modify-write of index.json within a process
-
-
-class _Entry(TypedDict):
-    slug: str
-    numbered: bool
-    versions: list[str]  # content hashes, oldest first
 
 
 def _data_text(name: str) -> str:
@@ -105,6 +93,54 @@ class Template:
     def validate(self) -> None:
         """Raise :class:`TemplateError` if the text is not a usable template."""
         validate(self.text)
+
+    def blocks(self, contexts: Sequence[Context]) -> list[str]:
+        """The passages as this template shows them: numbered blocks, or raw chunk texts."""
+        if not self.numbered:
+            return [c.hit.chunk.text for c in contexts]
+        return [
+            format_context(
+                c.n,
+                c.hit.title,
+                c.hit.chunk.page_start,
+                c.hit.chunk.page_end,
+                c.hit.chunk.text,
+                c.hit.chunk.section,
+            )
+            for c in contexts
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A prompt as it will be sent, and the ranked passages that fit into it."""
+
+    text: str
+    contexts: tuple[Context, ...]
+    tokens: int
+
+
+def assemble(
+    template: Template,
+    question: str,
+    contexts: Sequence[Context],
+    *,
+    encoding: tiktoken.Encoding,
+    context_window: int,
+    answer_tokens: int,
+    instructions: str = "",
+) -> Prompt:
+    """The one way a prompt is made (app, CLI, matrix, evaluations): blocks, then :func:`fit`."""
+    text, used, count = fit(
+        template,
+        question,
+        template.blocks(contexts),
+        encoding=encoding,
+        context_window=context_window,
+        answer_tokens=answer_tokens,
+        instructions=instructions,
+    )
+    return Prompt(text, tuple(contexts[:used]), count)
 
 
 def _line(text: str, pos: int) -> int:
@@ -215,127 +251,6 @@ def competency_questions(*, exact: bool = False) -> list[str]:
     """
     lines = _data_text("competency_questions.txt").splitlines()
     return [line if exact else line.rstrip() for line in lines if line.strip()]
-
-
-class TemplateStore:
-    """Presets plus the user's saved templates under ``data_dir/templates``.
-
-    Every saved version is kept as ``<slug>/<hash>.txt``; ``index.json`` maps each name to its
-    versions (oldest first) and ``active.json`` names the active template. Writes are atomic.
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        self.root = Path(data_dir) / "templates"
-
-    def _index(self) -> dict[str, _Entry]:
-        path = self.root / "index.json"
-        if not path.exists():
-            return {}
-        try:
-            loaded: dict[str, _Entry] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise TemplateError(f"The template index {path} cannot be read ({exc}).") from exc
-        return loaded
-
-    def _load(self, name: str, entry: _Entry, version: str | None = None) -> Template:
-        path = self.root / entry["slug"] / f"{version or entry['versions'][-1]}.txt"
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise TemplateError(f"The saved template {name!r} is missing its file {path}.") from exc
-        return Template(name, text, numbered=entry["numbered"])
-
-    def list(self) -> builtins.list[Template]:
-        """Presets first, then saved templates (latest version each) by name."""
-        saved = [self._load(name, entry) for name, entry in sorted(self._index().items())]
-        return [*PRESETS.values(), *saved]
-
-    def versions(self, name: str) -> builtins.list[Template]:
-        """Every saved version of ``name``, oldest first (a preset has just one)."""
-        if name in PRESETS:
-            return [PRESETS[name]]
-        entry = self._index().get(name)
-        if entry is None:
-            raise TemplateError(f"No saved template is named {name!r}.")
-        return [self._load(name, entry, version) for version in entry["versions"]]
-
-    def get(self, name_or_path: str) -> Template:
-        """A preset, a saved template (latest version) or a ``.txt`` file, in that order.
-
-        Paths are for the CLI and scripts; a public app should pass names only.
-        """
-        if name_or_path in PRESETS:
-            return PRESETS[name_or_path]
-        entry = self._index().get(name_or_path)
-        if entry is not None:
-            return self._load(name_or_path, entry)
-        path = Path(name_or_path).expanduser()
-        if path.suffix.lower() == ".txt" or path.exists():
-            try:
-                text = path.read_bytes().decode("utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise TemplateError(f"The template file {path} cannot be read ({exc}).") from exc
-            template = Template(path.stem, text)
-            template.validate()
-            return template
-        names = ", ".join(repr(t.name) for t in self.list())
-        raise TemplateError(
-            f"No template is named {name_or_path!r}; choose one of {names} or give a .txt file."
-        )
-
-    def save(self, name: str, text: str, *, numbered: bool = True) -> Template:
-        """Validate, then store ``text`` as the latest version of ``name``."""
-        name = name.strip()
-        if not name or len(name) > _MAX_NAME or any(c in name for c in "\r\n\t"):
-            raise TemplateError(f"A template name must be one line of 1 to {_MAX_NAME} characters.")
-        if name.casefold() in {preset.casefold() for preset in PRESETS}:
-            raise TemplateError(f"{name!r} is a built-in template; save yours under another name.")
-        template = Template(name, text, numbered=numbered)
-        template.validate()
-        with _INDEX_LOCK:
-            index = self._index()
-            old = index.get(name)
-            folder = old["slug"] if old else slug(name, "template")
-            # Re-saving an older text makes it the latest again instead of duplicating it.
-            versions = [v for v in (old["versions"] if old else []) if v != template.hash]
-            path = self.root / folder / f"{template.hash}.txt"
-            if not path.exists():
-                write_atomic(path, text)
-            index[name] = {
-                "slug": folder,
-                "numbered": numbered,
-                "versions": [*versions, template.hash],
-            }
-            write_atomic(self.root / "index.json", json.dumps(index, indent=1, ensure_ascii=False))
-        return template
-
-    def active(self) -> Template:
-        """The active template; Evidence-first unless another was chosen and still exists."""
-        path = self.root / "active.json"
-        try:
-            name = json.loads(path.read_text(encoding="utf-8"))["name"]
-            return self.get(str(name))
-        except (OSError, ValueError, KeyError, TypeError, TemplateError):
-            return PRESETS[DEFAULT_TEMPLATE_NAME]
-
-    def set_active(self, name: str) -> Template:
-        """Make the preset or saved template ``name`` the active one."""
-        if name not in PRESETS and name not in self._index():
-            raise TemplateError(f"No template is named {name!r}; save it before making it active.")
-        write_atomic(self.root / "active.json", json.dumps({"name": name}, ensure_ascii=False))
-        return self.get(name)
-
-    @staticmethod
-    def diff(a: Template, b: Template) -> str:
-        """A unified diff from ``a`` to ``b`` (empty when the texts are equal)."""
-        lines = difflib.unified_diff(
-            a.text.splitlines(),
-            b.text.splitlines(),
-            fromfile=f"{a.name} ({a.hash})",
-            tofile=f"{b.name} ({b.hash})",
-            lineterm="",
-        )
-        return "\n".join(lines)
 
 
 def fit(

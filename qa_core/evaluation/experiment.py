@@ -35,7 +35,7 @@ from qa_core.evaluation.qasper import (
     score_question,
 )
 from qa_core.ingest import chunking
-from qa_core.models import Chunk, Document, Hit
+from qa_core.models import Chunk, Context, Document, Hit
 from qa_core.settings import Settings
 from qa_core.store import EdgeStore, SearchQuery
 
@@ -249,28 +249,16 @@ class Experiment:
             for tpl in templates:
                 f1s, unanswerable, abstained = [], 0, 0
                 for (_, question), found in zip(picked, hits, strict=True):
-                    blocks = [
-                        prompts.format_context(
-                            n,
-                            h.title,
-                            h.chunk.page_start,
-                            h.chunk.page_end,
-                            h.chunk.text,
-                            h.chunk.section,
-                        )
-                        if tpl.numbered
-                        else h.chunk.text
-                        for n, h in enumerate(found, start=1)
-                    ]
-                    prompt, _, _ = prompts.fit(
+                    contexts = [Context(n, h) for n, h in enumerate(found, start=1)]
+                    prompt = prompts.assemble(
                         tpl,
                         question.question,
-                        blocks,
+                        contexts,
                         encoding=encoding,
                         context_window=settings.context_window,
                         answer_tokens=settings.answer_tokens,
                     )
-                    reply = chat.complete(prompt, max_tokens=settings.answer_tokens)
+                    reply = chat.complete(prompt.text, max_tokens=settings.answer_tokens)
                     parsed = replies.parse(reply.text, sentinel=prompts.NOT_REPORTED_SENTINEL)
                     said = "Unanswerable" if parsed.status == "not_reported" else parsed.body
                     refs = reference_texts(question.answers)

@@ -8,91 +8,32 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from PIL import Image, ImageDraw, ImageFont
 
 from qa_core.errors import MarginError
+from qa_core.matrix.cells import Matrix
+from qa_core.matrix.votes import cohen_kappa
 from qa_core.models import Paper
 
-if TYPE_CHECKING:
-    from qa_core.matrix.cells import Matrix
-
 __all__ = [
-    "Consensus",
     "LabelReport",
     "LabelRow",
     "Score",
-    "cohen_kappa",
     "heatmap_png",
     "load_label_map",
     "load_labels",
-    "majority",
     "pairwise_kappa",
     "score_labels",
 ]
 
-Majority = Literal["yes", "no", "tie", ""]
 _YES = {"y", "yes", "true", "1"}
 _NO = {"n", "no", "false", "0"}
 _ID_COLUMNS = {"no", "id", "paper_id", "article_name", "title", "doi"}
-
-
-@dataclass(frozen=True, slots=True)
-class Consensus:
-    """How the models voted on one (paper, question): ``majority`` is '' when nobody voted."""
-
-    yes: int
-    no: int
-    majority: Majority
-
-    @property
-    def votes(self) -> int:
-        return self.yes + self.no
-
-    @property
-    def agreement(self) -> float | None:
-        """Share of the votes that agree with the majority (0.5 for a tie; None: no votes)."""
-        return max(self.yes, self.no) / self.votes if self.votes else None
-
-    @property
-    def disagreement(self) -> bool:
-        return bool(self.yes and self.no)
-
-
-def majority(votes: Sequence[bool | None]) -> Consensus:
-    """k-of-n majority of yes/no votes; None (failed or undecided) does not vote."""
-    yes = sum(v is True for v in votes)
-    no = sum(v is False for v in votes)
-    winner: Majority = "" if not yes + no else "yes" if yes > no else "no" if no > yes else "tie"
-    return Consensus(yes, no, winner)
-
-
-def cohen_kappa(a: Sequence[Hashable | None], b: Sequence[Hashable | None]) -> float | None:
-    """Cohen's κ = (po − pe) / (1 − pe) over the items both raters rated (None = not rated).
-
-    κ is 1.0 when pe == po == 1 (both raters used one and the same category throughout) and
-    None when no item was rated by both.
-    """
-    if len(a) != len(b):
-        raise ValueError("both raters must rate the same items")
-    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
-    if not pairs:
-        return None
-    n = len(pairs)
-    po = sum(x == y for x, y in pairs) / n
-    categories = {x for x, _ in pairs} | {y for _, y in pairs}
-    pe = sum(
-        (sum(x == c for x, _ in pairs) / n) * (sum(y == c for _, y in pairs) / n)
-        for c in categories
-    )
-    if pe == 1.0:
-        return 1.0 if po == 1.0 else 0.0
-    return (po - pe) / (1.0 - pe)
 
 
 def pairwise_kappa(matrix: Matrix) -> dict[tuple[str, str], float | None]:

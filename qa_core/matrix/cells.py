@@ -15,8 +15,8 @@ from typing import Any
 
 from qa_core.answering.prompts import Template
 from qa_core.errors import StoreError
-from qa_core.matrix.agreement import Consensus, majority
 from qa_core.matrix.questions import QuestionSet
+from qa_core.matrix.votes import Consensus, majority
 from qa_core.models import Paper
 from qa_core.settings import Settings
 
