@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages import _ui as ui
+from pages import _views as views
 from qa_core.answering import prompts
 from qa_core.models import Answer
 
@@ -69,8 +70,8 @@ with st.sidebar:  # after asking, so the new question is listed at once
 if history and not failed:
     current = min(st.session_state.get(CURRENT, len(history) - 1), len(history) - 1)
     with slot.container():
-        ui.answer_view(history[current], key=f"ask_{current}")
+        views.answer_view(history[current], key=f"ask_{current}")
     with right:
-        ui.evidence_view(svc, history[current], key=f"ask_{current}")
+        views.evidence_view(svc, history[current], key=f"ask_{current}")
 elif not papers:
     right.info("The library is empty: add papers on the Library page first.")

@@ -1,10 +1,7 @@
 """Matrix: every question of a set asked about every chosen paper by every chosen model.
 
-Start runs :func:`qa_core.matrix.run_matrix` in a thread of its own (a :class:`pages._ui.Job` in
-this session's state), so the page stays live: while it runs, a fragment redraws the progress
-bar and ETA every second and reruns the page when the run ends. Cancel sets the run's event: the
-cells in flight finish, no new cell starts. Every finished cell is kept in the matrix cache, so
-Resume is simply Start again (cached cells cost no call) and Retry failed is Start with
+Start runs :func:`qa_core.matrix.run_matrix` as a :class:`pages._jobs.Job`, so the page stays live
+(progress, Cancel). Finished cells are cached: Resume is Start again, Retry failed is Start with
 ``retry_failed``.
 """
 
@@ -17,7 +14,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from pages import _jobs as jobs
 from pages import _ui as ui
+from pages import _views as views
 from qa_core import matrix
 from qa_core.answering.serialization import answer_from_json
 from qa_core.errors import MarginError
@@ -32,24 +31,14 @@ st.title("Matrix")
 svc = ui.service()
 public = svc.settings.public
 store = matrix.QuestionSetStore(svc.user_dir)  # public: each visitor's imported sets are their own
-job: ui.Job | None = st.session_state.get(JOB)
+job: jobs.Job | None = st.session_state.get(JOB)
 last: Matrix | None = job.result if job and not job.running else None
 
 
-def run(job: ui.Job, **choices: Any) -> Matrix:
+def run(job: jobs.Job, **choices: Any) -> Matrix:
     with matrix.MatrixCache.for_settings(svc.settings) as cache:
         on_cell = partial(setattr, job, "progress")
         return matrix.run_matrix(svc, cache=cache, on_cell=on_cell, cancel=job.cancel, **choices)
-
-
-def mark(m: Matrix, pid: str, qid: str) -> str:
-    """The majority and how many models agree with it; ⚠ when they disagree."""
-    vote = m.consensus(pid, qid)
-    if all(m.get(pid, qid, name) is None for name in m.models):
-        return "—"  # not run (cancelled)
-    if not vote.votes:
-        return "error"
-    return f"{vote.majority} {max(vote.yes, vote.no)}/{len(m.models)}" + " ⚠" * vote.disagreement
 
 
 def exported(m: Matrix, shape: Any, fmt: Any) -> str:
@@ -103,13 +92,13 @@ with right:
             named = matrix.resolve_models(svc, lines)
             choices: dict[str, Any] = {"papers": chosen, "questions": asked, "models": named}
             work = partial(run, concurrency=concurrency, retry_failed=retry, **choices)
-            job = st.session_state[JOB] = ui.Job(work)
+            job = st.session_state[JOB] = jobs.Job(work)
         except MarginError as exc:
             ui.show_error(exc)
 if not papers:
     st.info("The library is empty: add papers on the Library page first.")
 if job is not None and job.running:
-    ui.follow(JOB)
+    jobs.follow(JOB)
 if job is None or job.running:
     st.stop()
 if job.error is not None:
@@ -130,7 +119,7 @@ qs = f1.multiselect(
 ps = f2.multiselect(
     "Show papers (none: all)", list(titles), format_func=titles.__getitem__
 ) or list(titles)
-grid = pd.DataFrame({qnames[q]: [mark(m, p, q) for p in ps] for q in qs}, [titles[p] for p in ps])
+grid = pd.DataFrame({qnames[q]: [m.mark(p, q) for p in ps] for q in qs}, [titles[p] for p in ps])
 if f3.toggle("Disagreements only"):
     flagged = grid.map(lambda v: v.endswith("⚠"))
     grid = grid.loc[flagged.any(axis=1), flagged.any(axis=0)]
@@ -163,5 +152,5 @@ for tab, name in zip(st.tabs(list(m.models)), m.models, strict=True):
             continue
         if answer is not None:
             key = f"mx_{pid}_{qid}_{name}"
-            ui.answer_view(answer, key)
-            ui.evidence_view(svc, answer, key)
+            views.answer_view(answer, key)
+            views.evidence_view(svc, answer, key)

@@ -128,6 +128,17 @@ class Matrix:
         cells = (self.get(paper_id, question_id, m) for m in self.models)
         return majority([c.reported if c else None for c in cells])
 
+    def mark(self, paper_id: str, question_id: str) -> str:
+        """The grid's text for a cell: the majority and how many models agree with it, ⚠ when
+        they disagree; "—" when not run (cancelled), "error" when no model voted."""
+        if all(self.get(paper_id, question_id, name) is None for name in self.models):
+            return "—"
+        vote = self.consensus(paper_id, question_id)
+        if not vote.votes:
+            return "error"
+        agree = f"{vote.majority} {max(vote.yes, vote.no)}/{len(self.models)}"
+        return agree + " ⚠" * vote.disagreement
+
 
 # -- cache ------------------------------------------------------------------------------------
 
