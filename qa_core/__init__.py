@@ -14,22 +14,31 @@ import importlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from qa_core.errors import (
-        ConfigError,
-        EmbeddingMismatch,
-        LLMError,
-        MarginError,
-        PdfError,
-        PromptTooLong,
-        StoreError,
-        TemplateError,
-    )
-    from qa_core.ingest.library import IngestResult
-    from qa_core.models import Answer, Chunk, Context, Document, Hit, Page, Paper, Quote
-    from qa_core.service import Service, build
-    from qa_core.settings import Settings
+if TYPE_CHECKING:  # redundant aliases: explicit re-exports for type checkers
+    from qa_core.errors import ConfigError as ConfigError
+    from qa_core.errors import EmbeddingMismatch as EmbeddingMismatch
+    from qa_core.errors import LLMError as LLMError
+    from qa_core.errors import MarginError as MarginError
+    from qa_core.errors import PdfError as PdfError
+    from qa_core.errors import PromptTooLong as PromptTooLong
+    from qa_core.errors import StoreError as StoreError
+    from qa_core.errors import TemplateError as TemplateError
+    from qa_core.ingest.library import IngestResult as IngestResult
+    from qa_core.models import Answer as Answer
+    from qa_core.models import Chunk as Chunk
+    from qa_core.models import Context as Context
+    from qa_core.models import Document as Document
+    from qa_core.models import Hit as Hit
+    from qa_core.models import Page as Page
+    from qa_core.models import Paper as Paper
+    from qa_core.models import Quote as Quote
+    from qa_core.service import Service as Service
+    from qa_core.service import build as build
+    from qa_core.settings import Settings as Settings
 
+# The one list of public names: name -> the module that defines it (imported on first use).
+# The TYPE_CHECKING imports above say the same for type checkers; tests/test_public_api.py
+# keeps the two, and __all__, in step.
 _LAZY = {
     **dict.fromkeys(
         [
@@ -49,34 +58,11 @@ _LAZY = {
         ["Answer", "Chunk", "Context", "Document", "Hit", "Page", "Paper", "Quote"],
         "qa_core.models",
     ),
-    "Service": "qa_core.service",
-    "build": "qa_core.service",
+    **dict.fromkeys(["Service", "build"], "qa_core.service"),
     "Settings": "qa_core.settings",
 }
 
-__all__ = [
-    "Answer",
-    "Chunk",
-    "ConfigError",
-    "Context",
-    "Document",
-    "EmbeddingMismatch",
-    "Hit",
-    "IngestResult",
-    "LLMError",
-    "MarginError",
-    "Page",
-    "Paper",
-    "PdfError",
-    "PromptTooLong",
-    "Quote",
-    "Service",
-    "Settings",
-    "StoreError",
-    "TemplateError",
-    "ask",
-    "build",
-]
+__all__ = sorted([*_LAZY, "ask"])
 
 
 def __getattr__(name: str) -> Any:
