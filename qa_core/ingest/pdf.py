@@ -11,16 +11,16 @@ from __future__ import annotations
 import re
 import threading
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pymupdf as _pymupdf
 
 from qa_core.errors import DamagedPdf, EncryptedPdf, ImageOnlyPdf, MarginError, NotAPdf, PdfError
-from qa_core.models import Box, Document, Page, Section, Word
+from qa_core.ingest import layout
+from qa_core.ingest.layout import Line
+from qa_core.models import Box, Document, Page, Word
 
 __all__ = ["MAX_PAGES", "page_png", "read", "unlock"]
 
@@ -47,39 +47,6 @@ _CLEAN.update({c: None for c in (0xAD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)})
 
 _MARGIN = 0.09  # share of the page height at the top and bottom where running heads sit
 _DOI = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+")
-_NUMBER = r"(?:(?:\d{1,2}(?:\.\d{1,2})*|[A-Z](?:\.\d{1,2})*|[IVX]{1,5})\.?(?:\s+\|)?\s+)"
-_NUMBERED = re.compile(rf"{_NUMBER}[A-Za-z]")
-_NAMES = (
-    r"abstract|summary|introduction|background|related works?|materials? and methods|methods?"
-    r"|methodology|experiments?|experimental setup|evaluation|results?|results and discussion"
-    r"|discussion|conclusions?(?: and future work)?|limitations|future work|data availability"
-    r"|(?:data|code) availability statement|author contributions|funding|conflicts? of interest"
-    r"|competing interests|appendix|appendices|supplementary materials?|keywords"
-)
-_BACK = r"references|bibliography|literature cited|works cited|acknowledge?ments?"
-_KNOWN = re.compile(rf"{_NUMBER}?(?:{_NAMES}|{_BACK})[.:]?", re.IGNORECASE)
-_BACK_MATTER = re.compile(rf"{_NUMBER}?(?:{_BACK})[.:]?", re.IGNORECASE)
-_SENTENCE_BREAK = re.compile(r"[a-z]{2}[.!?]\s+[A-Z]")
-_CAPTION = re.compile(r"(?:fig(?:ure)?|tab(?:le)?|algorithm|eq(?:uation)?|suppl)\b\.?", re.I)
-_BAD_META_TITLE = re.compile(
-    r"untitled|layout \d+|document\d*|microsoft \w+ - .*|.*\.(?:docx?|pdf|tex|dvi|ps|rtf|odt"
-    r"|jpe?g|png|tiff?|indd|qxd|html?)",
-    re.IGNORECASE,
-)
-
-
-@dataclass(slots=True)
-class _Line:
-    """One text line of a page as laid out in :attr:`Page.text`, with its typography."""
-
-    block: int
-    start: int
-    end: int
-    size: float
-    bold: float  # share of the line's characters set in bold
-    font: str
-    horizontal: bool
-    ident: tuple[int, int] = (-1, -1)  # (block, line) in MuPDF's extraction
 
 
 def read(data: bytes, password: str | None = None) -> Document:
@@ -178,7 +145,7 @@ def _open(data: bytes, password: str | None) -> Iterator[Any]:
 
 def _read(doc: Any) -> Document:
     pages: list[Page] = []
-    lines: list[list[_Line]] = []
+    lines: list[list[Line]] = []
     hidden_dropped: list[int] = []
     ocr_layer: list[int] = []
     for pg in doc:
@@ -240,19 +207,19 @@ def _read(doc: Any) -> Document:
             "own reading, so respect those terms when quoting."
         )
 
-    body = _body_size(lines)
+    body = layout.body_size(lines)
     first = next(i for i, p in enumerate(pages) if p.words)  # a scanned cover has no title text
-    title = _title(metadata.get("title", ""), pages[first], lines[first], body)
+    title = layout.title(metadata.get("title", ""), pages[first], lines[first], body)
     return Document(
         title=title,
         pages=tuple(pages),
-        sections=_sections(pages, lines, body, title),
+        sections=layout.sections(pages, lines, body, title),
         warnings=tuple(warnings),
         doi=doi,
     )
 
 
-def _page(pg: Any, drop: frozenset[tuple[int, int]] = frozenset()) -> tuple[Page, list[_Line], str]:
+def _page(pg: Any, drop: frozenset[tuple[int, int]] = frozenset()) -> tuple[Page, list[Line], str]:
     """One page's text and lines without the ``drop`` (block, line) pairs; also whether hidden
     words were ``dropped`` or ``kept``."""
     textpage = pg.get_textpage(flags=_FLAGS)
@@ -269,7 +236,7 @@ def _page(pg: Any, drop: frozenset[tuple[int, int]] = frozenset()) -> tuple[Page
 
     parts: list[str] = []
     words: list[Word] = []
-    lines: list[_Line] = []
+    lines: list[Line] = []
     ids: list[tuple[int, int]] = []  # (block, line) of each entry of ``lines``
     pos = 0
     key: tuple[int, int] | None = None
@@ -298,7 +265,7 @@ def _page(pg: Any, drop: frozenset[tuple[int, int]] = frozenset()) -> tuple[Page
 
 
 def _running_heads(
-    pages: list[Page], lines: list[list[_Line]]
+    pages: list[Page], lines: list[list[Line]]
 ) -> dict[int, frozenset[tuple[int, int]]]:
     """Lines repeated in the top or bottom margin of most pages (journal name, running title,
     page numbers), per page index: noise for retrieval and never evidence."""
@@ -349,7 +316,7 @@ def _on(word: tuple[Any, ...], boxes: list[Box]) -> bool:
     return any(x0 <= x <= x1 and y0 <= y <= y1 for x0, y0, x1, y1 in boxes)
 
 
-def _line(block: dict[str, Any], number: int, index: int, start: int) -> _Line:
+def _line(block: dict[str, Any], number: int, index: int, start: int) -> Line:
     spans = block["lines"][index]["spans"]
     dx, dy = block["lines"][index]["dir"]
     weight = [len(s["text"].strip()) for s in spans]
@@ -361,7 +328,7 @@ def _line(block: dict[str, Any], number: int, index: int, start: int) -> _Line:
         if s["flags"] & _BOLD_FONT or s.get("char_flags", 0) & _BOLD_CHAR
     )
     horizontal = abs(dy) < 1e-3 < dx
-    return _Line(
+    return Line(
         number, start, start, spans[main]["size"], bold / total, spans[main]["font"], horizontal
     )
 
@@ -378,108 +345,6 @@ def _pages(numbers: list[int]) -> str:
             start = n
         prev = n
     return f"pages {', '.join(runs)}"
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
-def _title(meta: str, page: Page, lines: list[_Line], body: float) -> str:
-    """The metadata title if it looks real, else the largest text on the first page with text."""
-    meta = " ".join(meta.split())
-    if len(meta.split()) >= 2 and not _BAD_META_TITLE.fullmatch(meta):
-        return meta
-    usable = [
-        ln
-        for ln in lines
-        if ln.horizontal and sum(c.isalpha() for c in page.text[ln.start : ln.end]) >= 2
-    ]
-    if not usable:
-        return "Untitled"
-    biggest = max(ln.size for ln in usable)
-    if biggest < body + 0.5:  # no title font: the first block stands in
-        usable = [ln for ln in usable if ln.block == usable[0].block][:2]
-    picked: list[str] = []
-    for ln in usable:
-        text = page.text[ln.start : ln.end]
-        if abs(ln.size - biggest) < 0.5 and not (picked and _KNOWN.fullmatch(text)):
-            picked.append(text)
-        elif picked:
-            break
-        if len(picked) == 4:
-            break
-    return " ".join(" ".join(picked).split())[:300] or "Untitled"
-
-
-def _body_size(lines: list[list[_Line]]) -> float:
-    sizes: Counter[float] = Counter()
-    for page_lines in lines:
-        for ln in page_lines:
-            sizes[round(ln.size * 2) / 2] += ln.end - ln.start
-    return sizes.most_common(1)[0][0] if sizes else 10.0
-
-
-def _sections(
-    pages: list[Page], lines: list[list[_Line]], body: float, title: str
-) -> tuple[Section, ...]:
-    """Headings found by typography (bold or larger than body text) or by well-known names."""
-    found: list[tuple[Section, str, str]] = []  # section, kind, style
-    for page, page_lines in zip(pages, lines, strict=True):
-        for i, ln in enumerate(page_lines):
-            if i and page_lines[i - 1].block == ln.block:
-                continue  # only a block's first lines can be a heading
-            hit = _heading(page.text, page_lines[i : i + 4], body)
-            if hit and not (page.number == 1 and _norm(hit[0]) in _norm(title)):
-                back = bool(_BACK_MATTER.fullmatch(hit[0]))
-                found.append((Section(hit[0], page.number, ln.start, back), hit[1], hit[2]))
-    # Page-1 candidates before the first well-known heading are title, authors, affiliations.
-    first = next((s for s, kind, _ in found if s.page == 1 and kind == "known"), None)
-    if first:
-        found = [f for f in found if f[0].page > 1 or f[0].start >= first.start]
-    # In a paper that numbers its sections, unnumbered bold text counts only in a heading's
-    # typeface: the rest are table cells and figure labels.
-    if sum(kind == "numbered" for _, kind, _ in found) >= 3:
-        styles = {style for _, kind, style in found if kind != "styled"}
-        found = [f for f in found if f[1] != "styled" or f[2] in styles]
-    # Text repeated on many pages is a running header, not a section.
-    repeats = Counter(_norm(s.title) for s, _, _ in found)
-    return tuple(s for s, _, _ in found if repeats[_norm(s.title)] <= 2)
-
-
-def _heading(text: str, lines: list[_Line], body: float) -> tuple[str, str, str] | None:
-    """(heading, kind, style) if a heading starts this block; ``lines`` start at its first line.
-
-    kind is ``known`` (a usual section name), ``numbered`` or ``styled`` (bold or large).
-    """
-    first = lines[0]
-    style = f"{first.font}/{round(first.size * 2) / 2}"
-    if _KNOWN.fullmatch(text[first.start : first.end]) and first.size >= body - 1.5:
-        return text[first.start : first.end], "known", style
-    styled: list[_Line] = []
-    for ln in lines:
-        if ln.block != first.block or not _styled(ln, body):
-            break
-        styled.append(ln)
-    if not styled or len(styled) > 3:
-        return None
-    heading = " ".join(text[ln.start : ln.end] for ln in styled)
-    after = lines[len(styled)] if len(styled) < len(lines) else None
-    if (
-        (after and text[after.start].islower())  # a bold sentence running on: not a heading
-        or _SENTENCE_BREAK.search(heading)
-        or not (heading[0].isupper() or heading[0].isdigit())
-        or sum(c.isalpha() for c in heading) < 3
-        or heading[-1] in ",;:-–"
-        or len(heading) > 200
-        or len(heading.split()) > 20
-        or _CAPTION.match(heading)
-    ):
-        return None
-    return heading, "numbered" if _NUMBERED.match(heading) else "styled", style
-
-
-def _styled(ln: _Line, body: float) -> bool:
-    return ln.horizontal and ((ln.bold >= 0.8 and ln.size >= body - 0.6) or ln.size >= body + 1.5)
 
 
 def _doi(texts: list[str]) -> str | None:
